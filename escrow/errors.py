@@ -1,0 +1,68 @@
+"""The one error hierarchy of the core. `api/problems.py` maps each class to an HTTP status.
+
+Every error carries a stable machine-readable `code` and a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class EscrowError(Exception):
+    """Base of every expected failure; never a 500."""
+
+    code: ClassVar[str] = "escrow_error"
+    title: ClassVar[str] = "Request refused"
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class NotFound(EscrowError):
+    code = "not_found"
+    title = "Not found"
+
+
+class InvalidRequest(EscrowError):
+    """The request itself is wrong; nothing was changed."""
+
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class UnbalancedTransaction(InvalidRequest):
+    code = "unbalanced_transaction"
+    title = "Transaction does not balance"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems), problems=problems)
+        self.problems = problems
+
+
+class Conflict(EscrowError):
+    """The request is well formed but clashes with the state of the books."""
+
+    code = "conflict"
+    title = "Conflict with current state"
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+    title = "Transaction already reversed"
+
+
+class AccountConflict(Conflict):
+    code = "account_conflict"
+    title = "Account exists with other attributes"

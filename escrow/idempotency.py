@@ -1,0 +1,95 @@
+"""Idempotency keys: the same key and request give the first result; a different request is refused.
+
+A key is claimed in the same database transaction as the effect it guards, so the key and the
+postings commit or vanish together. Concurrent requests with one key queue on the key's row.
+Keys are scoped to a caller within one institution's books (which keeps the table distributable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from escrow.errors import IdempotencyConflict, InvalidRequest
+from escrow.ledger.records import IdempotencyRecord
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """Who is asking (a token, a job) and the key they chose for this one request."""
+
+    caller: str
+    key: str
+
+
+def fingerprint(request: Mapping[str, Any]) -> str:
+    """A stable hash of the request as the caller gave it (key order does not matter)."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def claim_key(
+    session: Session, *, institution_id: UUID, key: IdempotencyKey, request: Mapping[str, Any]
+) -> IdempotencyRecord | None:
+    """Reserve `key` for `request`. None: first use, go ahead. A record: the earlier result to replay."""
+    if not _KEY.match(key.key):
+        raise InvalidRequest(
+            "an idempotency key is 1 to 255 printable ASCII characters without spaces", key=key.key
+        )
+    request_hash = fingerprint(request)
+    claimed = session.execute(
+        insert(IdempotencyRecord)
+        .values(institution_id=institution_id, caller=key.caller, key=key.key, request_hash=request_hash)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
+    ).first()
+    if claimed is not None:
+        return None
+    # the row existed, or a concurrent holder just committed it: read it as it is now
+    earlier = session.scalars(
+        select(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.institution_id == institution_id,
+            IdempotencyRecord.caller == key.caller,
+            IdempotencyRecord.key == key.key,
+        )
+        .execution_options(populate_existing=True)
+    ).one()
+    if earlier.request_hash != request_hash:
+        raise IdempotencyConflict(
+            f"idempotency key {key.key!r} was first used at {earlier.created_at.isoformat()} "
+            "for a different request; nothing was changed. Use a new key for a new request.",
+            key=key.key,
+        )
+    return earlier
+
+
+def record_outcome(
+    session: Session,
+    *,
+    institution_id: UUID,
+    key: IdempotencyKey,
+    transaction_id: UUID | None = None,
+    result: Mapping[str, Any] | None = None,
+) -> None:
+    """Store what the first request produced, for replays."""
+    session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.institution_id == institution_id,
+            IdempotencyRecord.caller == key.caller,
+            IdempotencyRecord.key == key.key,
+        )
+        .values(transaction_id=transaction_id, result=dict(result) if result is not None else None)
+    )

@@ -1,0 +1,391 @@
+"""The ledger engine: plain functions over a session. They lock, check, post and return; never commit.
+
+Accounts are locked in id order before funds are checked, so concurrent postings queue instead of
+overdrawing or deadlocking. PostgreSQL re-checks everything (see migrations/versions/0001_ledger.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from escrow.errors import (
+    AccountConflict,
+    AlreadyReversed,
+    InsufficientFunds,
+    InvalidRequest,
+    NotFound,
+    UnbalancedTransaction,
+)
+from escrow.idempotency import IdempotencyKey, claim_key, record_outcome
+from escrow.ledger.model import (
+    AccountState,
+    JournalEntry,
+    Leg,
+    PostingLine,
+    Side,
+    check_funds,
+    check_legs,
+    reversing_legs,
+)
+from escrow.ledger.records import Account, JournalTransaction, Posting
+from escrow.money import check_currency
+
+MAX_PAGE = 500
+KIND = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # the same rule as the CHECK on journal_transaction.kind
+
+
+def open_account(
+    session: Session,
+    *,
+    institution_id: UUID,
+    code: str,
+    normal_side: Side,
+    currency: str = "CNY",
+    allow_negative: bool = False,
+) -> AccountState:
+    """Open the account `code` of an institution, or return it if it is already open as asked."""
+    try:
+        check_currency(currency)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    session.execute(
+        pg_insert(Account)
+        .values(
+            institution_id=institution_id,
+            id=uuid4(),
+            code=code,
+            normal_side=normal_side.value,
+            currency=currency,
+            allow_negative=allow_negative,
+        )
+        .on_conflict_do_nothing(index_elements=["institution_id", "code"])
+    )
+    account = _state(session.scalars(_accounts(institution_id).where(Account.code == code)).one())
+    if (account.normal_side, account.currency, account.allow_negative) != (
+        normal_side,
+        currency,
+        allow_negative,
+    ):
+        raise AccountConflict(
+            f"account {code!r} is already open as {account.normal_side}-side {account.currency}"
+            f"{' allowing negative' if account.allow_negative else ''}; it cannot be reopened differently",
+            code=code,
+        )
+    return account
+
+
+def get_account(session: Session, *, institution_id: UUID, account_id: UUID) -> AccountState:
+    row = session.scalars(_accounts(institution_id).where(Account.id == account_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"account {account_id} does not exist in this institution")
+    return _state(row)
+
+
+def post_transaction(
+    session: Session,
+    *,
+    institution_id: UUID,
+    kind: str,
+    legs: Sequence[Leg],
+    idempotency: IdempotencyKey,
+    effective_at: datetime | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> JournalEntry:
+    """Post balanced legs as one journal transaction, once per idempotency key."""
+    request = {
+        "operation": "post",
+        "kind": kind,
+        "legs": [[str(leg.account_id), leg.amount] for leg in legs],
+        "effective_at": effective_at,
+        "metadata": metadata,
+    }
+    earlier = claim_key(session, institution_id=institution_id, key=idempotency, request=request)
+    if earlier is not None:
+        return _replay(session, institution_id, earlier.transaction_id)
+    entry = _record(
+        session,
+        institution_id=institution_id,
+        kind=kind,
+        legs=legs,
+        effective_at=effective_at,
+        metadata=metadata or {},
+    )
+    record_outcome(session, institution_id=institution_id, key=idempotency, transaction_id=entry.id)
+    return entry
+
+
+def reverse_transaction(
+    session: Session,
+    *,
+    institution_id: UUID,
+    transaction_id: UUID,
+    reason: str,
+    idempotency: IdempotencyKey,
+    effective_at: datetime | None = None,
+) -> JournalEntry:
+    """Undo a transaction exactly with a new one that names it and why. Each is reversed at most once."""
+    request = {
+        "operation": "reverse",
+        "transaction_id": str(transaction_id),
+        "reason": reason,
+        "effective_at": effective_at,
+    }
+    earlier = claim_key(session, institution_id=institution_id, key=idempotency, request=request)
+    if earlier is not None:
+        return _replay(session, institution_id, earlier.transaction_id)
+    if not reason.strip():
+        raise InvalidRequest("a reversal needs a reason")
+    # the row lock makes concurrent reversals of one transaction queue, so the second sees the first
+    original = session.scalars(
+        select(JournalTransaction)
+        .where(JournalTransaction.institution_id == institution_id, JournalTransaction.id == transaction_id)
+        .with_for_update(key_share=False)
+    ).one_or_none()
+    if original is None:
+        raise NotFound(f"journal transaction {transaction_id} does not exist in this institution")
+    reversal_id = session.scalar(
+        select(JournalTransaction.id).where(
+            JournalTransaction.institution_id == institution_id,
+            JournalTransaction.reverses_id == transaction_id,
+        )
+    )
+    if reversal_id is not None:
+        raise AlreadyReversed(
+            f"journal transaction {transaction_id} was already reversed by {reversal_id}",
+            reversal_id=str(reversal_id),
+        )
+    entry = _record(
+        session,
+        institution_id=institution_id,
+        kind=original.kind,
+        legs=reversing_legs(_postings_of(session, institution_id, transaction_id)),
+        effective_at=effective_at,
+        metadata={},
+        reverses_id=transaction_id,
+        reversal_reason=reason.strip(),
+    )
+    record_outcome(session, institution_id=institution_id, key=idempotency, transaction_id=entry.id)
+    return entry
+
+
+def get_entry(session: Session, *, institution_id: UUID, transaction_id: UUID) -> JournalEntry:
+    row = session.scalars(
+        select(JournalTransaction).where(
+            JournalTransaction.institution_id == institution_id, JournalTransaction.id == transaction_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"journal transaction {transaction_id} does not exist in this institution")
+    return _entry(row, _postings_of(session, institution_id, transaction_id))
+
+
+def balance_of(
+    session: Session,
+    *,
+    institution_id: UUID,
+    account_id: UUID,
+    as_of: datetime | None = None,
+    known_at: datetime | None = None,
+) -> int:
+    """The balance on the account's normal side: now (cached), or as of a business instant,
+    optionally as the books stood at `known_at` (recorded time)."""
+    account = get_account(session, institution_id=institution_id, account_id=account_id)
+    if as_of is None and known_at is None:
+        return account.balance
+    query = (
+        select(func.coalesce(func.sum(Posting.amount), 0))
+        .join(
+            JournalTransaction,
+            (JournalTransaction.institution_id == Posting.institution_id)
+            & (JournalTransaction.id == Posting.transaction_id),
+        )
+        .where(Posting.institution_id == institution_id, Posting.account_id == account_id)
+    )
+    if as_of is not None:
+        query = query.where(JournalTransaction.effective_at <= _aware(as_of, "as_of"))
+    if known_at is not None:
+        query = query.where(JournalTransaction.created_at <= _aware(known_at, "known_at"))
+    return int(session.scalar(query) or 0) * account.normal_side.sign
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPosting:
+    id: int
+    transaction_id: UUID
+    kind: str
+    amount: int
+    currency: str
+    effective_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PostingPage:
+    items: list[AccountPosting]
+    next_after: int | None
+    """Pass as `after` for the next page; None on the last page."""
+
+
+def list_postings(
+    session: Session, *, institution_id: UUID, account_id: UUID, after: int | None = None, limit: int = 100
+) -> PostingPage:
+    """The postings of an account in the order they were written, a page at a time."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    get_account(session, institution_id=institution_id, account_id=account_id)
+    query = (
+        select(Posting, JournalTransaction)
+        .join(
+            JournalTransaction,
+            (JournalTransaction.institution_id == Posting.institution_id)
+            & (JournalTransaction.id == Posting.transaction_id),
+        )
+        .where(Posting.institution_id == institution_id, Posting.account_id == account_id)
+        .order_by(Posting.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(Posting.id > after)
+    rows = session.execute(query).all()
+    items = [
+        AccountPosting(p.id, p.transaction_id, t.kind, p.amount, p.currency, t.effective_at, t.created_at)
+        for p, t in rows[:limit]
+    ]
+    return PostingPage(items, items[-1].id if len(rows) > limit else None)
+
+
+def lock_accounts(
+    session: Session, institution_id: UUID, account_ids: Collection[UUID]
+) -> dict[UUID, AccountState]:
+    """Lock the accounts in id order (the one fixed order that prevents deadlocks) and read them."""
+    rows = session.scalars(
+        _accounts(institution_id)
+        .where(Account.id.in_(sorted(set(account_ids))))
+        .order_by(Account.id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign-key checks elsewhere need not wait
+        .execution_options(populate_existing=True)
+    ).all()
+    return {row.id: _state(row) for row in rows}
+
+
+def _record(
+    session: Session,
+    *,
+    institution_id: UUID,
+    kind: str,
+    legs: Sequence[Leg],
+    effective_at: datetime | None,
+    metadata: Mapping[str, Any],
+    reverses_id: UUID | None = None,
+    reversal_reason: str | None = None,
+) -> JournalEntry:
+    when = _effective(effective_at)
+    if not KIND.match(kind):
+        raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
+    accounts = lock_accounts(session, institution_id, [leg.account_id for leg in legs])
+    problems = check_legs(legs, accounts)
+    if problems:
+        raise UnbalancedTransaction(problems)
+    short = check_funds(legs, accounts)
+    if short:
+        raise InsufficientFunds("; ".join(short), problems=short)
+    row = session.scalars(
+        insert(JournalTransaction).returning(JournalTransaction),
+        [
+            {
+                "institution_id": institution_id,
+                "id": uuid4(),
+                "kind": kind,
+                "effective_at": when,
+                "reverses_id": reverses_id,
+                "reversal_reason": reversal_reason,
+                "metadata_": dict(metadata),
+            }
+        ],
+    ).one()
+    posting_ids = session.scalars(
+        insert(Posting).returning(Posting.id, sort_by_parameter_order=True),
+        [
+            {
+                "institution_id": institution_id,
+                "transaction_id": row.id,
+                "account_id": leg.account_id,
+                "currency": accounts[leg.account_id].currency,
+                "amount": leg.amount,
+            }
+            for leg in legs
+        ],
+    ).all()
+    lines = tuple(
+        PostingLine(pid, leg.account_id, leg.amount, accounts[leg.account_id].currency)
+        for pid, leg in zip(posting_ids, legs, strict=True)
+    )
+    return _entry(row, lines)
+
+
+def _effective(effective_at: datetime | None) -> datetime:
+    now = datetime.now(UTC)
+    if effective_at is None:
+        return now
+    when = _aware(effective_at, "effective_at")
+    if when > now:
+        raise InvalidRequest(f"effective_at {when.isoformat()} is in the future; book it when it happens")
+    return when
+
+
+def _aware(instant: datetime, name: str) -> datetime:
+    if instant.tzinfo is None:
+        raise InvalidRequest(f"{name} must carry a time zone (for example 2026-01-31T16:00:00Z)")
+    return instant
+
+
+def _replay(session: Session, institution_id: UUID, transaction_id: UUID | None) -> JournalEntry:
+    assert transaction_id is not None, "a claimed key always records its transaction before commit"
+    return replace(get_entry(session, institution_id=institution_id, transaction_id=transaction_id), replayed=True)
+
+
+def _postings_of(session: Session, institution_id: UUID, transaction_id: UUID) -> tuple[PostingLine, ...]:
+    rows = session.scalars(
+        select(Posting)
+        .where(Posting.institution_id == institution_id, Posting.transaction_id == transaction_id)
+        .order_by(Posting.id)
+    ).all()
+    return tuple(PostingLine(p.id, p.account_id, p.amount, p.currency) for p in rows)
+
+
+def _accounts(institution_id: UUID) -> Any:
+    return select(Account).where(Account.institution_id == institution_id)
+
+
+def _state(row: Account) -> AccountState:
+    return AccountState(
+        id=row.id,
+        code=row.code,
+        currency=row.currency,
+        normal_side=Side(row.normal_side),
+        allow_negative=row.allow_negative,
+        balance=row.balance,
+    )
+
+
+def _entry(row: JournalTransaction, postings: tuple[PostingLine, ...]) -> JournalEntry:
+    return JournalEntry(
+        id=row.id,
+        institution_id=row.institution_id,
+        kind=row.kind,
+        effective_at=row.effective_at,
+        created_at=row.created_at,
+        postings=postings,
+        reverses_id=row.reverses_id,
+        reversal_reason=row.reversal_reason,
+        metadata=row.metadata_,
+    )
