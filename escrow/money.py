@@ -93,7 +93,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
 
 
 def prorate(total: int, *, part: int, whole: int) -> int:
-    """The share of `total` fen for `part` out of `whole` units, rounded down (the last share takes the rest)."""
+    """The share of `total` fen for `part` of `whole` units, rounded down; the last share takes the rest."""
     if whole <= 0 or not 0 <= part <= whole:
         raise ValueError(f"need 0 <= part <= whole and whole > 0, got part={part}, whole={whole}")
     return total * part // whole

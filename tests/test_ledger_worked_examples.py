@@ -55,7 +55,10 @@ def test_a_mistaken_collection_is_reversed_not_erased(db: sessionmaker[Session],
 
     with db.begin() as s:
         reversal = engine.reverse_transaction(
-            s, institution_id=institution, transaction_id=wrong.id, reason="keyed 1234.56 for 123.45",
+            s,
+            institution_id=institution,
+            transaction_id=wrong.id,
+            reason="keyed 1234.56 for 123.45",
             idempotency=key(),
         )
     assert reversal.reverses_id == wrong.id
@@ -80,10 +83,25 @@ def test_balances_as_of_past_instants(db: sessionmaker[Session], institution: UU
     with db.begin() as s:
         cash = asset(s, institution, "custody_cash")
         prepaid = liability(s, institution, "prepaid:c1")
-        post(s, institution, "collection", debit(cash.id, 300_000), credit(prepaid.id, 300_000), effective_at=jan)
-        post(s, institution, "collection", debit(cash.id, 150_050), credit(prepaid.id, 150_050), effective_at=feb)
+        post(
+            s,
+            institution,
+            "collection",
+            debit(cash.id, 300_000),
+            credit(prepaid.id, 300_000),
+            effective_at=jan,
+        )
+        post(
+            s,
+            institution,
+            "collection",
+            debit(cash.id, 150_050),
+            credit(prepaid.id, 150_050),
+            effective_at=feb,
+        )
 
     with db.begin() as s:
+
         def at(instant: datetime, account: UUID) -> int:
             return engine.balance_of(s, institution_id=institution, account_id=account, as_of=instant)
 
@@ -92,16 +110,26 @@ def test_balances_as_of_past_instants(db: sessionmaker[Session], institution: UU
         assert at(feb - timedelta(seconds=1), prepaid.id) == 300_000
         assert at(feb, prepaid.id) == 450_050
         assert engine.balance_of(s, institution_id=institution, account_id=prepaid.id) == 450_050
-        recorded = s.scalars(select(JournalTransaction.created_at).where(JournalTransaction.institution_id == institution)).first()
+        recorded = s.scalars(
+            select(JournalTransaction.created_at).where(JournalTransaction.institution_id == institution)
+        ).first()
         assert recorded is not None
         # as the books stood before anything was recorded, nothing was there
-        assert engine.balance_of(
-            s, institution_id=institution, account_id=cash.id, as_of=feb,
-            known_at=recorded - timedelta(days=365),
-        ) == 0
+        assert (
+            engine.balance_of(
+                s,
+                institution_id=institution,
+                account_id=cash.id,
+                as_of=feb,
+                known_at=recorded - timedelta(days=365),
+            )
+            == 0
+        )
 
 
-def test_amounts_are_exact_and_a_split_sums_to_the_whole(db: sessionmaker[Session], institution: UUID) -> None:
+def test_amounts_are_exact_and_a_split_sums_to_the_whole(
+    db: sessionmaker[Session], institution: UUID
+) -> None:
     # 1,000.00 yuan released in tranches 30/30/40, and 100.00 yuan split three ways.
     assert allocate(100_000, [30, 30, 40]) == [30_000, 30_000, 40_000]
     thirds = allocate(10_000, [1, 1, 1])
@@ -110,11 +138,17 @@ def test_amounts_are_exact_and_a_split_sums_to_the_whole(db: sessionmaker[Sessio
         cash = asset(s, institution, "custody_cash")
         families = [liability(s, institution, f"prepaid:c{i}") for i in range(3)]
         post(
-            s, institution, "collection",
-            debit(cash.id, 10_000), *(credit(f.id, part) for f, part in zip(families, thirds, strict=True)),
+            s,
+            institution,
+            "collection",
+            debit(cash.id, 10_000),
+            *(credit(f.id, part) for f, part in zip(families, thirds, strict=True)),
         )
     assert balances(db, institution) == {
-        "custody_cash": 10_000, "prepaid:c0": 3_334, "prepaid:c1": 3_333, "prepaid:c2": 3_333,
+        "custody_cash": 10_000,
+        "prepaid:c0": 3_334,
+        "prepaid:c1": 3_333,
+        "prepaid:c2": 3_333,
     }
 
 
@@ -178,9 +212,29 @@ def test_postings_are_paged_by_cursor(db: sessionmaker[Session], institution: UU
     after = None
     with db.begin() as s:
         while True:
-            page = engine.list_postings(s, institution_id=institution, account_id=cash.id, after=after, limit=3)
+            page = engine.list_postings(
+                s, institution_id=institution, account_id=cash.id, after=after, limit=3
+            )
             seen += [p.amount for p in page.items]
             if page.next_after is None:
                 break
             after = page.next_after
     assert seen == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_legs_are_judged_by_their_net_not_their_order(db: sessionmaker[Session], institution: UUID) -> None:
+    # Money passes through an empty account within one transaction: out first, then in.
+    with db.begin() as s:
+        cash = asset(s, institution, "custody_cash")
+        prepaid = liability(s, institution, "prepaid:c1")
+        passthrough = asset(s, institution, "clearing")
+        post(
+            s,
+            institution,
+            "collection",
+            credit(passthrough.id, 300),
+            debit(passthrough.id, 300),
+            debit(cash.id, 300),
+            credit(prepaid.id, 300),
+        )
+    assert balances(db, institution) == {"custody_cash": 300, "prepaid:c1": 300, "clearing": 0}

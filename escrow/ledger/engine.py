@@ -290,7 +290,9 @@ def _record(
 ) -> JournalEntry:
     when = _effective(effective_at)
     if not KIND.match(kind):
-        raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
+        raise InvalidRequest(
+            f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _"
+        )
     accounts = lock_accounts(session, institution_id, [leg.account_id for leg in legs])
     problems = check_legs(legs, accounts)
     if problems:
@@ -312,23 +314,24 @@ def _record(
             }
         ],
     ).one()
-    posting_ids = session.scalars(
-        insert(Posting).returning(Posting.id, sort_by_parameter_order=True),
-        [
-            {
-                "institution_id": institution_id,
-                "transaction_id": row.id,
-                "account_id": leg.account_id,
-                "currency": accounts[leg.account_id].currency,
-                "amount": leg.amount,
-            }
-            for leg in legs
-        ],
+    # one multi-row statement: the balance trigger sees the legs together, so only their net counts
+    written = session.execute(
+        insert(Posting)
+        .values(
+            [
+                {
+                    "institution_id": institution_id,
+                    "transaction_id": row.id,
+                    "account_id": leg.account_id,
+                    "currency": accounts[leg.account_id].currency,
+                    "amount": leg.amount,
+                }
+                for leg in legs
+            ]
+        )
+        .returning(Posting.id, Posting.account_id, Posting.amount, Posting.currency)
     ).all()
-    lines = tuple(
-        PostingLine(pid, leg.account_id, leg.amount, accounts[leg.account_id].currency)
-        for pid, leg in zip(posting_ids, legs, strict=True)
-    )
+    lines = tuple(sorted((PostingLine(*r) for r in written), key=lambda line: line.id))
     return _entry(row, lines)
 
 
@@ -350,7 +353,9 @@ def _aware(instant: datetime, name: str) -> datetime:
 
 def _replay(session: Session, institution_id: UUID, transaction_id: UUID | None) -> JournalEntry:
     assert transaction_id is not None, "a claimed key always records its transaction before commit"
-    return replace(get_entry(session, institution_id=institution_id, transaction_id=transaction_id), replayed=True)
+    return replace(
+        get_entry(session, institution_id=institution_id, transaction_id=transaction_id), replayed=True
+    )
 
 
 def _postings_of(session: Session, institution_id: UUID, transaction_id: UUID) -> tuple[PostingLine, ...]:

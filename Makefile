@@ -1,0 +1,23 @@
+# Two commands on a fresh machine: `make run` serves, `make test` checks. Both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint
+
+$(BIN)/escrow: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/escrow
+	$(BIN)/escrow serve
+
+lint: $(BIN)/escrow
+	$(BIN)/ruff check escrow api tests migrations
+	$(BIN)/ruff format --check escrow api tests migrations
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest

@@ -1,0 +1,91 @@
+"""The HTTP skeleton: health, readiness against the migration head, docs, and problem+json errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from escrow.errors import IdempotencyConflict, InsufficientFunds, NotFound, UnbalancedTransaction
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    app = create_app(engine)
+
+    def fail(kind: str) -> None:
+        raise {
+            "missing": NotFound("contract 42 does not exist"),
+            "unbalanced": UnbalancedTransaction(["CNY legs sum to 1 fen, not zero"]),
+            "short": InsufficientFunds("prepaid:c1 holds 5 fen"),
+            "reused": IdempotencyConflict("key 'k' was used for a different request"),
+            "bug": RuntimeError("boom"),
+        }[kind]
+
+    app.add_api_route("/_fail/{kind}", fail)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_health_readiness_and_docs(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "migration": "0001_ledger"}
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {op["operationId"] for path in spec["paths"].values() for op in path.values()} >= {
+        "get_health",
+        "get_readiness",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("missing", 404, "not_found"),
+        ("unbalanced", 422, "unbalanced_transaction"),
+        ("short", 409, "insufficient_funds"),
+        ("reused", 409, "idempotency_key_reused"),
+        ("bug", 500, "internal_error"),
+    ],
+)
+def test_errors_are_problem_json(client: TestClient, kind: str, status: int, code: str) -> None:
+    response = client.get(f"/_fail/{kind}")
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["code"], body["type"]) == (status, code, f"urn:escrow:problem:{code}")
+    assert body["detail"]
+    if kind == "bug":
+        assert "boom" not in body["detail"]  # internals are logged, not shown
+
+
+def test_unknown_routes_are_problem_json(client: TestClient) -> None:
+    response = client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_not_ready_while_migrations_are_pending(database_url: str) -> None:
+    server = make_url(database_url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    empty = f"{server.database}_unmigrated"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{empty}"'))
+        conn.execute(text(f'CREATE DATABASE "{empty}"'))
+    engine = create_engine(server.set(database=empty))
+    try:
+        with TestClient(create_app(engine)) as client:
+            response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["code"] == "migrations_pending"
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{empty}" WITH (FORCE)'))
+        admin.dispose()

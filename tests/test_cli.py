@@ -1,0 +1,99 @@
+"""The command line, run as a user runs it: `escrow serve` answers /readyz, embedded or not."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from escrow.cli import app
+
+ESCROW = [sys.executable, "-m", "escrow"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def env_with(**overrides: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCROW_")}
+    env.update({k: v for k, v in overrides.items() if v is not None})
+    return env
+
+
+@contextmanager
+def serving(env: dict[str, str], timeout: float = 60) -> Iterator[str]:
+    """Run `escrow serve` until /readyz answers 200; stop it with SIGTERM afterwards."""
+    port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        [*ESCROW, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise AssertionError(f"escrow serve exited early:\n{log.read()}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "escrow serve did not become ready"
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_help_explains_each_command() -> None:
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0
+    assert "serve" in top.output and "db" in top.output
+    db = runner.invoke(app, ["db", "--help"])
+    assert "upgrade" in db.output and "status" in db.output
+
+
+def test_db_status_and_upgrade_on_a_configured_server(database_url: str, engine: object) -> None:
+    env = env_with(ESCROW_DATABASE_URL=database_url)
+    status = subprocess.run([*ESCROW, "db", "status"], env=env, capture_output=True, text=True, check=False)
+    assert status.returncode == 0, status.stderr
+    assert "database: 0001_ledger" in status.stdout
+    upgrade = subprocess.run([*ESCROW, "db", "upgrade"], env=env, capture_output=True, text=True, check=False)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "database at 0001_ledger" in upgrade.stdout
+
+
+def test_serve_on_a_configured_server(database_url: str, engine: object) -> None:
+    with serving(env_with(ESCROW_DATABASE_URL=database_url)) as base:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/docs").status_code == 200
+
+
+def test_serve_starts_reuses_and_stops_an_embedded_database(tmp_path: Path) -> None:
+    env = env_with(ESCROW_DATA_DIR=str(tmp_path))
+    with serving(env) as base:
+        assert httpx.get(f"{base}/readyz").json()["migration"] == "0001_ledger"
+    pid_file = tmp_path / "pgdata" / "postmaster.pid"
+    assert not pid_file.exists(), "the embedded PostgreSQL should stop when escrow serve exits"
+    with serving(env) as base:  # the same data folder, reused
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    assert not pid_file.exists()
