@@ -30,9 +30,7 @@ def readyz(request: Request) -> Any:
     try:
         current, head = migration_status(request.app.state.engine)
     except SQLAlchemyError as exc:
-        return problem(
-            503, "database_unavailable", "Not ready", f"database unreachable: {type(exc).__name__}"
-        )
+        return problem(503, "database_unavailable", "Not ready", f"database unreachable: {type(exc).__name__}")
     if current != head:
         return problem(503, "migrations_pending", "Not ready", f"database at {current}, code expects {head}")
     return JSONResponse({"status": "ready", "migration": current})

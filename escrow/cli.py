@@ -5,10 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import typer
+from sqlalchemy.orm import Session
 
-from escrow.database import make_engine, migration_status, resolve_database_url, upgrade_to_head
+from escrow.access import Role
+from escrow.database import make_engine, make_sessionmaker, migration_status, resolve_database_url, upgrade_to_head
+from escrow.errors import EscrowError
 from escrow.settings import get_settings
 
 app = typer.Typer(
@@ -18,6 +25,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+tokens_app = typer.Typer(
+    help="Bearer tokens for the four roles: create (shown once), revoke, list.", no_args_is_help=True
+)
+app.add_typer(tokens_app, name="tokens")
+jurisdictions_app = typer.Typer(help="Jurisdictions (administrative division codes).", no_args_is_help=True)
+app.add_typer(jurisdictions_app, name="jurisdictions")
 
 
 def _migrated_url() -> str:
@@ -73,3 +86,79 @@ def db_status() -> None:
     engine.dispose()
     typer.echo(f"database: {current}\ncode head: {head}")
     raise typer.Exit(0 if current == head else 1)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    engine = make_engine(_migrated_url(), pool_size=1)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            yield session
+    except EscrowError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+
+
+@jurisdictions_app.command("add")
+def jurisdictions_add(
+    code: str = typer.Argument(help="6-digit code, e.g. 310104"), name: str = typer.Argument()
+) -> None:
+    """Register a jurisdiction (idempotent)."""
+    from escrow.jurisdictions import add_jurisdiction
+
+    with _session() as session:
+        row = add_jurisdiction(session, code=code, name=name)
+        typer.echo(f"{row.code} {row.name}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Role = typer.Option(..., help="regulator, institution, parent or bank"),
+    jurisdiction: list[str] = typer.Option([], help="regulator: a jurisdiction code (repeat for more)"),
+    institution: UUID | None = typer.Option(None, help="institution: its id"),
+    guardian_phone: str | None = typer.Option(None, help="parent: the guardian's phone on their contracts"),
+    bank: str | None = typer.Option(None, help="bank: the custody bank code of its institutions"),
+    label: str = typer.Option("", help="a note on whom the token is for"),
+    expires_in_days: int | None = typer.Option(None, min=1, help="expire after this many days"),
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from escrow.tokens import issue_token
+
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    with _session() as session:
+        row, secret = issue_token(
+            session,
+            role=role,
+            jurisdictions=jurisdiction,
+            institution_id=institution,
+            guardian_phone=guardian_phone,
+            bank_code=bank,
+            label=label,
+            expires_at=expires_at,
+        )
+        typer.echo(f"token id {row.id} ({row.role}); keep this secret, it is shown only once:")
+        typer.echo(secret)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: UUID) -> None:
+    """Revoke a token by its id; it stops working at once."""
+    from escrow.tokens import revoke_token
+
+    with _session() as session:
+        row = revoke_token(session, token_id=token_id, now=datetime.now(UTC))
+        typer.echo(f"token {row.id} revoked at {row.revoked_at}")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """List tokens (ids, roles, scopes, state); never the secrets."""
+    from escrow.tokens import list_tokens
+
+    with _session() as session:
+        for row in list_tokens(session):
+            scope = row.jurisdiction_codes or row.institution_id or row.guardian_id or row.bank_code
+            state = "revoked" if row.revoked_at else f"expires {row.expires_at}" if row.expires_at else "active"
+            typer.echo(f"{row.id}  {row.role:<11} {scope}  {state}  {row.label}")

@@ -66,3 +66,30 @@ class AlreadyReversed(Conflict):
 class AccountConflict(Conflict):
     code = "account_conflict"
     title = "Account exists with other attributes"
+
+
+class Unauthenticated(EscrowError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(EscrowError):
+    """The caller's role may not do this at all (objects outside one's scope are NotFound instead)."""
+
+    code = "forbidden"
+    title = "Not allowed for this role"
+
+
+class PolicyViolation(InvalidRequest):
+    """A rule of the jurisdiction's policy refuses the request (a cap, a price ceiling)."""
+
+    code = "policy_violation"
+    title = "Refused by policy"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems), problems=problems)
+
+
+class InstitutionOnHold(Conflict):
+    code = "institution_on_hold"
+    title = "Institution on hold"

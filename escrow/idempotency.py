@@ -44,9 +44,7 @@ def claim_key(
 ) -> IdempotencyRecord | None:
     """Reserve `key` for `request`. None: first use, go ahead. A record: the earlier result to replay."""
     if not _KEY.match(key.key):
-        raise InvalidRequest(
-            "an idempotency key is 1 to 255 printable ASCII characters without spaces", key=key.key
-        )
+        raise InvalidRequest("an idempotency key is 1 to 255 printable ASCII characters without spaces", key=key.key)
     request_hash = fingerprint(request)
     claimed = session.execute(
         insert(IdempotencyRecord)

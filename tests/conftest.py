@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psutil
 import pytest
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
 from escrow.settings import Settings
+from tests.factories import bare_institution
 
 TEST_DB_PREFIX = "escrow_test_"
 
@@ -76,6 +77,7 @@ def db(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def institution() -> UUID:
-    """A new institution's books, untouched by any other test."""
-    return uuid4()
+def institution(db: sessionmaker[Session]) -> UUID:
+    """A new institution with empty books, untouched by any other test."""
+    with db.begin() as session:
+        return bare_institution(session)

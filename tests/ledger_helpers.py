@@ -47,9 +47,7 @@ def post(
 def balances(db: sessionmaker[Session], institution: UUID) -> dict[str, int]:
     """code -> cached balance of every account of the institution."""
     with db.begin() as s:
-        rows = s.execute(
-            text("SELECT code, balance FROM account WHERE institution_id = :i"), {"i": institution}
-        ).all()
+        rows = s.execute(text("SELECT code, balance FROM account WHERE institution_id = :i"), {"i": institution}).all()
     return {code: balance for code, balance in rows}
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from escrow.errors import IdempotencyConflict, InsufficientFunds, NotFound, UnbalancedTransaction
+from tests.factories import migration_head
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_health_readiness_and_docs(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "migration": "0001_ledger"}
+    assert ready.json() == {"status": "ready", "migration": migration_head()}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert {op["operationId"] for path in spec["paths"].values() for op in path.values()} >= {

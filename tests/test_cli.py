@@ -17,6 +17,7 @@ import httpx2 as httpx
 from typer.testing import CliRunner
 
 from escrow.cli import app
+from tests.factories import migration_head
 
 ESCROW = [sys.executable, "-m", "escrow"]
 
@@ -39,9 +40,7 @@ def serving(env: dict[str, str], timeout: float = 60) -> Iterator[str]:
     """Run `escrow serve` until /readyz answers 200; stop it with SIGTERM afterwards."""
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [*ESCROW, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    proc = subprocess.Popen([*ESCROW, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -76,10 +75,10 @@ def test_db_status_and_upgrade_on_a_configured_server(database_url: str, engine:
     env = env_with(ESCROW_DATABASE_URL=database_url)
     status = subprocess.run([*ESCROW, "db", "status"], env=env, capture_output=True, text=True, check=False)
     assert status.returncode == 0, status.stderr
-    assert "database: 0001_ledger" in status.stdout
+    assert f"database: {migration_head()}" in status.stdout
     upgrade = subprocess.run([*ESCROW, "db", "upgrade"], env=env, capture_output=True, text=True, check=False)
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "database at 0001_ledger" in upgrade.stdout
+    assert f"database at {migration_head()}" in upgrade.stdout
 
 
 def test_serve_on_a_configured_server(database_url: str, engine: object) -> None:
@@ -91,7 +90,7 @@ def test_serve_on_a_configured_server(database_url: str, engine: object) -> None
 def test_serve_starts_reuses_and_stops_an_embedded_database(tmp_path: Path) -> None:
     env = env_with(ESCROW_DATA_DIR=str(tmp_path))
     with serving(env) as base:
-        assert httpx.get(f"{base}/readyz").json()["migration"] == "0001_ledger"
+        assert httpx.get(f"{base}/readyz").json()["migration"] == migration_head()
     pid_file = tmp_path / "pgdata" / "postmaster.pid"
     assert not pid_file.exists(), "the embedded PostgreSQL should stop when escrow serve exits"
     with serving(env) as base:  # the same data folder, reused

@@ -95,9 +95,7 @@ def _accounts(db: sessionmaker[Session], institution: UUID, count: int) -> list[
         return [asset(s, institution, f"a{i}", allow_negative=True).id for i in range(count)]
 
 
-def test_opposite_transfers_between_two_accounts_never_deadlock(
-    db: sessionmaker[Session], institution: UUID
-) -> None:
+def test_opposite_transfers_between_two_accounts_never_deadlock(db: sessionmaker[Session], institution: UUID) -> None:
     a, b = _accounts(db, institution, 2)
     _transfers(db, institution, [[a, b], [b, a]], rounds=500)
     assert balances(db, institution) == {"a0": 0, "a1": 0}
@@ -129,11 +127,7 @@ def test_fifty_keys_sent_eight_times_at_once_take_effect_fifty_times(
         for k in keys:
             together[k].wait()
             with db.begin() as s:
-                ids.append(
-                    post(
-                        s, institution, "collection", debit(cash, 100), credit(prepaid, 100), idempotency=k
-                    ).id
-                )
+                ids.append(post(s, institution, "collection", debit(cash, 100), credit(prepaid, 100), idempotency=k).id)
         return ids
 
     with ThreadPoolExecutor(THREADS) as pool:
@@ -151,9 +145,7 @@ def test_fifty_keys_sent_eight_times_at_once_take_effect_fifty_times(
     # the same key with a different body: refused, saying which key and why; nothing moves
     with (
         db.begin() as s,
-        pytest.raises(
-            IdempotencyConflict, match=r"'collection-0' was first used at .* for a different request"
-        ),
+        pytest.raises(IdempotencyConflict, match=r"'collection-0' was first used at .* for a different request"),
     ):
         post(s, institution, "collection", debit(cash, 999), credit(prepaid, 999), idempotency="collection-0")
     assert balances(db, institution) == {"custody_cash": 5_000, "prepaid:c1": 5_000}

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.ledger.model import credit, debit
+from tests.factories import bare_institution
 from tests.ledger_helpers import asset, balances, books_problems, liability, post
 
 
@@ -24,9 +25,7 @@ class Books:
         with db.begin() as s:
             self.cash = asset(s, institution, "custody_cash").id
             self.prepaid = liability(s, institution, "prepaid:c1").id
-            self.collection = post(
-                s, institution, "collection", debit(self.cash, 500), credit(self.prepaid, 500)
-            ).id
+            self.collection = post(s, institution, "collection", debit(self.cash, 500), credit(self.prepaid, 500)).id
 
     def run(self, *statements: str, **params: Any) -> None:
         """Run raw statements in one transaction that commits (firing the deferred checks)."""
@@ -53,14 +52,10 @@ def books(db: sessionmaker[Session], institution: UUID) -> Iterator[Books]:
     assert books_problems(db, institution) == []
 
 
-NEW_TXN = (
-    "INSERT INTO journal_transaction (institution_id, id, kind, effective_at) VALUES (:i, :t, 'x', now())"
-)
+NEW_TXN = "INSERT INTO journal_transaction (institution_id, id, kind, effective_at) VALUES (:i, :t, 'x', now())"
 
 
-def posting(
-    account: str, amount: int, currency: str = "CNY", txn: str = ":t", institution: str = ":i"
-) -> str:
+def posting(account: str, amount: int, currency: str = "CNY", txn: str = ":t", institution: str = ":i") -> str:
     return (
         "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount) "
         f"VALUES ({institution}, {txn}, :{account}, '{currency}', {amount})"
@@ -113,9 +108,7 @@ def test_transactions_cannot_be_rewritten_or_deleted(books: Books) -> None:
         "journal_transaction is append-only: UPDATE",
         "UPDATE journal_transaction SET effective_at = now() - interval '1 year' WHERE id = :txn",
     )
-    refused(
-        books, "journal_transaction is append-only: DELETE", "DELETE FROM journal_transaction WHERE id = :txn"
-    )
+    refused(books, "journal_transaction is append-only: DELETE", "DELETE FROM journal_transaction WHERE id = :txn")
 
 
 def test_a_non_negative_balance_cannot_be_driven_below_zero(books: Books) -> None:
@@ -160,8 +153,8 @@ def test_postings_cannot_be_added_to_a_recorded_transaction(books: Books) -> Non
 
 
 def test_a_transaction_cannot_span_two_institutions(books: Books, db: sessionmaker[Session]) -> None:
-    other = uuid4()
     with db.begin() as s:
+        other = bare_institution(s)
         foreign_cash = asset(s, other, "custody_cash").id
     # the posting names our institution but the other's account: the composite key does not exist
     refused(

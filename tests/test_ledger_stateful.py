@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from escrow.errors import AlreadyReversed, EscrowError, InsufficientFunds, UnbalancedTransaction
 from escrow.ledger import engine
 from escrow.ledger.model import Leg, Side
+from tests.factories import bare_institution
 from tests.ledger_helpers import balances, books_problems, key
 
 
@@ -66,7 +67,8 @@ def test_engine_matches_a_plain_model(db: sessionmaker[Session]) -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            self.institution = uuid4()
+            with db.begin() as s:
+                self.institution = bare_institution(s)
             self.model = Model()
             self.requests: list[tuple[str, list[tuple[UUID, int]], UUID]] = []
 

@@ -18,6 +18,7 @@ from escrow.ledger import engine
 from escrow.ledger.model import Side, credit, debit
 from escrow.ledger.records import JournalTransaction
 from escrow.money import allocate
+from tests.factories import bare_institution
 from tests.ledger_helpers import asset, balances, books_problems, key, liability, post
 
 
@@ -127,9 +128,7 @@ def test_balances_as_of_past_instants(db: sessionmaker[Session], institution: UU
         )
 
 
-def test_amounts_are_exact_and_a_split_sums_to_the_whole(
-    db: sessionmaker[Session], institution: UUID
-) -> None:
+def test_amounts_are_exact_and_a_split_sums_to_the_whole(db: sessionmaker[Session], institution: UUID) -> None:
     # 1,000.00 yuan released in tranches 30/30/40, and 100.00 yuan split three ways.
     assert allocate(100_000, [30, 30, 40]) == [30_000, 30_000, 40_000]
     thirds = allocate(10_000, [1, 1, 1])
@@ -178,10 +177,8 @@ def test_refused_postings_say_why_and_change_nothing(db: sessionmaker[Session], 
 
 
 def test_an_account_of_another_institution_is_not_found(db: sessionmaker[Session], institution: UUID) -> None:
-    from uuid import uuid4
-
-    other = uuid4()
     with db.begin() as s:
+        other = bare_institution(s)
         mine = asset(s, institution, "custody_cash")
         theirs = liability(s, other, "prepaid:c1")
     with db.begin() as s, pytest.raises(UnbalancedTransaction, match="does not exist in this institution"):
@@ -212,9 +209,7 @@ def test_postings_are_paged_by_cursor(db: sessionmaker[Session], institution: UU
     after = None
     with db.begin() as s:
         while True:
-            page = engine.list_postings(
-                s, institution_id=institution, account_id=cash.id, after=after, limit=3
-            )
+            page = engine.list_postings(s, institution_id=institution, account_id=cash.id, after=after, limit=3)
             seen += [p.amount for p in page.items]
             if page.next_after is None:
                 break

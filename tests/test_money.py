@@ -42,9 +42,7 @@ def test_largest_remainder_examples() -> None:
     total=st.integers(-(10**12), 10**12),
     weights=st.lists(st.integers(0, 10**6), min_size=1, max_size=30).filter(any),
 )
-def test_a_split_always_sums_to_the_whole_and_each_part_is_within_a_fen(
-    total: int, weights: list[int]
-) -> None:
+def test_a_split_always_sums_to_the_whole_and_each_part_is_within_a_fen(total: int, weights: list[int]) -> None:
     parts = allocate(total, weights)
     assert sum(parts) == total
     for part, weight in zip(parts, weights, strict=True):

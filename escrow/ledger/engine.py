@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +26,7 @@ from escrow.errors import (
     UnbalancedTransaction,
 )
 from escrow.idempotency import IdempotencyKey, claim_key, record_outcome
+from escrow.ids import new_id
 from escrow.ledger.model import (
     AccountState,
     JournalEntry,
@@ -61,7 +62,7 @@ def open_account(
         pg_insert(Account)
         .values(
             institution_id=institution_id,
-            id=uuid4(),
+            id=new_id(),
             code=code,
             normal_side=normal_side.value,
             currency=currency,
@@ -111,7 +112,7 @@ def post_transaction(
     earlier = claim_key(session, institution_id=institution_id, key=idempotency, request=request)
     if earlier is not None:
         return _replay(session, institution_id, earlier.transaction_id)
-    entry = _record(
+    entry = record_entry(
         session,
         institution_id=institution_id,
         kind=kind,
@@ -163,7 +164,7 @@ def reverse_transaction(
             f"journal transaction {transaction_id} was already reversed by {reversal_id}",
             reversal_id=str(reversal_id),
         )
-    entry = _record(
+    entry = record_entry(
         session,
         institution_id=institution_id,
         kind=original.kind,
@@ -263,9 +264,7 @@ def list_postings(
     return PostingPage(items, items[-1].id if len(rows) > limit else None)
 
 
-def lock_accounts(
-    session: Session, institution_id: UUID, account_ids: Collection[UUID]
-) -> dict[UUID, AccountState]:
+def lock_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
     """Lock the accounts in id order (the one fixed order that prevents deadlocks) and read them."""
     rows = session.scalars(
         _accounts(institution_id)
@@ -277,7 +276,7 @@ def lock_accounts(
     return {row.id: _state(row) for row in rows}
 
 
-def _record(
+def record_entry(
     session: Session,
     *,
     institution_id: UUID,
@@ -288,11 +287,10 @@ def _record(
     reverses_id: UUID | None = None,
     reversal_reason: str | None = None,
 ) -> JournalEntry:
+    """Lock, check and write one journal transaction. Callers claim an idempotency key first."""
     when = _effective(effective_at)
     if not KIND.match(kind):
-        raise InvalidRequest(
-            f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _"
-        )
+        raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
     accounts = lock_accounts(session, institution_id, [leg.account_id for leg in legs])
     problems = check_legs(legs, accounts)
     if problems:
@@ -305,7 +303,7 @@ def _record(
         [
             {
                 "institution_id": institution_id,
-                "id": uuid4(),
+                "id": new_id(),
                 "kind": kind,
                 "effective_at": when,
                 "reverses_id": reverses_id,
@@ -353,9 +351,7 @@ def _aware(instant: datetime, name: str) -> datetime:
 
 def _replay(session: Session, institution_id: UUID, transaction_id: UUID | None) -> JournalEntry:
     assert transaction_id is not None, "a claimed key always records its transaction before commit"
-    return replace(
-        get_entry(session, institution_id=institution_id, transaction_id=transaction_id), replayed=True
-    )
+    return replace(get_entry(session, institution_id=institution_id, transaction_id=transaction_id), replayed=True)
 
 
 def _postings_of(session: Session, institution_id: UUID, transaction_id: UUID) -> tuple[PostingLine, ...]:

@@ -114,8 +114,7 @@ def check_funds(legs: Iterable[Leg], accounts: Mapping[UUID, AccountState]) -> l
         account = accounts[leg.account_id]
         after[account.id] = after.get(account.id, account.balance) + balance_delta(account, leg.amount)
     return [
-        f"account {accounts[account_id].code} holds {accounts[account_id].balance} fen; "
-        f"this would leave {balance} fen"
+        f"account {accounts[account_id].code} holds {accounts[account_id].balance} fen; this would leave {balance} fen"
         for account_id, balance in after.items()
         if balance < 0 and not accounts[account_id].allow_negative
     ]

@@ -1,0 +1,34 @@
+"""Bearer-token authentication: every route but health and docs needs a caller."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import SessionDep
+from escrow.access import Caller
+from escrow.errors import Unauthenticated
+from escrow.tokens import authenticate
+
+bearer = HTTPBearer(auto_error=False, description="a token from `escrow tokens create`")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+Now = Annotated[datetime, Depends(utc_now)]
+
+
+def get_caller(
+    session: SessionDep, now: Now, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send 'Authorization: Bearer <token>'; tokens come from `escrow tokens create`")
+    return authenticate(session, secret=credentials.credentials, now=now)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,210 @@
+"""Request and response shapes. Requests refuse unknown fields, so ids, statuses and balances
+cannot be assigned by a caller; numbers are strict integers with bounds."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+
+from escrow.policy import CourseCategory, ReleaseCadence, SupervisionModel
+
+T = TypeVar("T")
+
+MAX_FEN = 10**12  # ten billion yuan: far above any real tuition, far below overflow
+Fen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN, description="an amount in fen (1/100 yuan)")]
+Hours = Annotated[StrictInt, Field(ge=0, le=10_000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="stable machine-readable reason")
+    problems: list[str] | list[dict[str, str]] | None = None
+
+
+class PageOf(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class PolicyIn(Request):
+    effective_date: date
+    max_months: Annotated[StrictInt, Field(ge=1, le=36)] = 3
+    max_hours: Annotated[StrictInt, Field(ge=1, le=1000)] = 60
+    max_non_subject_fen: Fen = 500_000
+    guide_price_margin_bp: Annotated[StrictInt, Field(ge=0, le=10_000)] = 1_000
+    confirm_after_working_days: Annotated[StrictInt, Field(ge=1, le=100)] = 15
+    refund_response_working_days: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+    release_cadence: ReleaseCadence = ReleaseCadence.PER_CLASS
+    release_tranches_pct: list[Annotated[StrictInt, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=12)
+    default_supervision_model: SupervisionModel = SupervisionModel.CUSTODY
+    alert_thresholds: dict[str, Annotated[StrictInt, Field(ge=0, le=10**9)]] = Field(default_factory=dict)
+
+
+class PolicyOut(Response):
+    jurisdiction_code: str
+    effective_date: date | None
+    max_months: int
+    max_hours: int
+    max_non_subject_fen: int
+    guide_price_margin_bp: int
+    confirm_after_working_days: int
+    refund_response_working_days: int
+    release_cadence: ReleaseCadence
+    release_tranches_pct: list[int]
+    default_supervision_model: SupervisionModel
+    alert_thresholds: dict[str, int]
+
+
+class JurisdictionOut(Response):
+    code: str
+    name: str
+
+
+class InstitutionIn(Request):
+    name: Name
+    credit_code: Annotated[str, StringConstraints(min_length=18, max_length=18)]
+    jurisdiction_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+    custody_bank: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{2,40}$")]
+    custody_account: Annotated[str, StringConstraints(pattern=r"^[0-9]{8,32}$")]
+    supervision_model: SupervisionModel | None = None
+
+
+class InstitutionOut(Response):
+    id: UUID
+    name: str
+    credit_code: str
+    jurisdiction_code: str
+    supervision_model: SupervisionModel
+    custody_bank: str
+    custody_account: str
+    status: str
+    created_at: datetime
+
+
+class CourseIn(Request):
+    name: Name
+    category: CourseCategory
+    unit_price_fen: Fen
+    guide_price_fen: Fen | None = None
+
+
+class CourseOut(Response):
+    id: UUID
+    institution_id: UUID
+    name: str
+    category: CourseCategory
+    unit_price_fen: int
+    guide_price_fen: int | None
+    created_at: datetime
+
+
+class GuardianIn(Request):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    phone: Annotated[str, StringConstraints(pattern=r"^1[3-9][0-9]{9}$")]
+    id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9X]$")] | None = None
+
+
+class ContractIn(Request):
+    course_id: UUID
+    guardian: GuardianIn
+    student_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    hours_bought: Annotated[StrictInt, Field(ge=1, le=10_000)]
+    bonus_hours: Hours = 0
+    term_start: date
+    term_end: date
+
+
+class GuardianOut(BaseModel):
+    name: str
+    phone: str = Field(description="masked unless you are this guardian or a regulator")
+    id_number: str | None = Field(description="masked unless you are this guardian or a regulator")
+
+
+class ContractOut(BaseModel):
+    id: UUID
+    institution_id: UUID
+    course_id: UUID
+    guardian: GuardianOut
+    student_name: str
+    hours_bought: int
+    bonus_hours: int
+    unit_price_fen: int
+    price_fen: int
+    term_start: date
+    term_end: date
+    policy_jurisdiction: str
+    policy_effective_date: date | None
+    status: str
+    signed_at: datetime
+    held_fen: int = Field(description="unconsumed prepayment held in escrow for this family")
+    collected_fen: int
+
+
+class CollectionIn(Request):
+    amount_fen: Fen
+    bank_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,64}$")]
+    collected_at: datetime | None = Field(default=None, description="when the bank received it; default now")
+
+
+class CollectionOut(Response):
+    id: UUID
+    institution_id: UUID
+    contract_id: UUID
+    amount_fen: int
+    bank_reference: str
+    collected_at: datetime
+    transaction_id: UUID
+    created_at: datetime
+
+
+class InstitutionBalancesOut(BaseModel):
+    institution_id: UUID
+    as_of: datetime | None
+    custody_cash_fen: int
+    held_fen: int = Field(description="Σ prepaid: unconsumed prepayments held for families")
+    releasable_fen: int
+    payout_pending_fen: int
+    refund_payable_fen: int
+    owed_fen: int = Field(description="everything custody cash must cover")
+
+
+class ContractBalanceOut(BaseModel):
+    contract_id: UUID
+    as_of: datetime | None
+    held_fen: int
+
+
+class PostingOut(BaseModel):
+    id: int
+    account_id: UUID
+    amount_fen: int = Field(description="signed: debit positive, credit negative")
+    currency: str
+
+
+class TransactionOut(BaseModel):
+    id: UUID
+    institution_id: UUID
+    kind: str
+    effective_at: datetime
+    created_at: datetime
+    reverses_id: UUID | None
+    reversal_reason: str | None
+    metadata: dict[str, object]
+    postings: list[PostingOut]

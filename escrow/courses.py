@@ -1,0 +1,71 @@
+"""Courses an institution offers; a subject course is priced within its guide price plus the margin."""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from escrow.access import Caller
+from escrow.errors import InvalidRequest, NotFound, PolicyViolation
+from escrow.ids import new_id
+from escrow.institutions import own_institution, visible_institution
+from escrow.jurisdictions import policy_in_force
+from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.policy import CourseCategory, price_problem
+from escrow.records import Course
+
+
+def create_course(
+    session: Session,
+    *,
+    caller: Caller,
+    institution_id: UUID,
+    name: str,
+    category: CourseCategory,
+    unit_price_fen: int,
+    guide_price_fen: int | None,
+    today: date,
+) -> Course:
+    institution = own_institution(session, caller, institution_id)
+    if category is CourseCategory.SUBJECT:
+        if guide_price_fen is None:
+            raise InvalidRequest("a subject course needs the guide price set for it (guide_price_fen)")
+        policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
+        problem = price_problem(policy, unit_price_fen=unit_price_fen, guide_price_fen=guide_price_fen)
+        if problem:
+            raise PolicyViolation([problem])
+    row = Course(
+        institution_id=institution_id,
+        id=new_id(),
+        name=name,
+        category=category.value,
+        unit_price_fen=unit_price_fen,
+        guide_price_fen=guide_price_fen,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_course(session: Session, *, caller: Caller, institution_id: UUID, course_id: UUID) -> Course:
+    visible_institution(session, caller, institution_id)
+    row = session.get(Course, (institution_id, course_id))
+    if row is None:
+        raise NotFound(f"course {course_id} does not exist in this institution")
+    return row
+
+
+def list_courses(
+    session: Session, *, caller: Caller, institution_id: UUID, cursor: str | None, limit: int
+) -> Page[Course]:
+    check_limit(limit)
+    visible_institution(session, caller, institution_id)
+    query = select(Course).where(Course.institution_id == institution_id).order_by(Course.id).limit(limit + 1)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Course.id > after)
+    rows = list(session.scalars(query).all())
+    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
