@@ -19,6 +19,8 @@ PROBLEM_JSON = "application/problem+json"
 
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS_BY_ERROR: tuple[tuple[type[errors.EscrowError], int], ...] = (
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.InvalidRequest, 422),
     (errors.Conflict, 409),
@@ -47,7 +49,10 @@ def install(app: FastAPI) -> None:
     async def escrow_error(request: Request, exc: errors.EscrowError) -> JSONResponse:
         problems = exc.context.get("problems")
         extra = {"problems": problems} if problems else {}
-        return problem(status_for(exc), exc.code, exc.title, exc.detail, **extra)
+        response = problem(status_for(exc), exc.code, exc.title, exc.detail, **extra)
+        if isinstance(exc, errors.Unauthenticated):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="escrow"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,218 @@
+"""Every route × every role × own, foreign and random ids, generated from one table.
+
+A role the route is not for gets 403 whatever the ids; an allowed role gets its own objects and a
+404 for anyone else's or for ids that do not exist. Writes outside one's scope change nothing.
+A route without a row here fails the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from escrow.ids import new_id
+from tests.factories import credit_code, phone
+from tests.world import J1, J2, Place, World, build_world, today
+
+REG, INST, PARENT, BANK = "regulator", "institution", "parent", "bank"
+ALL = frozenset({REG, INST, PARENT, BANK})
+TOKEN_OF = {REG: "regulator", INST: "school_a", PARENT: "parent1", BANK: "bank_a"}
+PUBLIC = {"get_health", "get_readiness"}
+COUNTER = itertools.count(1)
+
+Body = Callable[[Place], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    roles: frozenset[str]
+    body: Body | None = None
+    query: Callable[[Place], dict[str, str]] | None = None
+    ok: int = 200
+    filters: bool = False
+    """A list whose query narrows it: out of scope it answers 200 with nothing in it."""
+
+
+def policy_body(_: Place) -> dict[str, Any]:
+    return {"effective_date": (today() + timedelta(days=next(COUNTER))).isoformat(), "max_hours": 50}
+
+
+def institution_body(place: Place) -> dict[str, Any]:
+    return {
+        "name": "New school",
+        "credit_code": credit_code(),
+        "jurisdiction_code": place.jurisdiction,
+        "custody_bank": "bank_a",
+        "custody_account": "6222000011113333",
+    }
+
+
+def course_body(_: Place) -> dict[str, Any]:
+    return {"name": "Art", "category": "non_subject", "unit_price_fen": 5_000}
+
+
+def contract_body(place: Place) -> dict[str, Any]:
+    return {
+        "course_id": str(place.course_id),
+        "guardian": {"name": "Wang Fang", "phone": phone()},
+        "student_name": "Wang Lei",
+        "hours_bought": 10,
+        "term_start": today().isoformat(),
+        "term_end": (today() + timedelta(days=30)).isoformat(),
+    }
+
+
+def collection_body(_: Place) -> dict[str, Any]:
+    return {"amount_fen": 100, "bank_reference": f"MATRIX-{next(COUNTER)}"}
+
+
+I = "/institutions/{institution_id}"
+K = I + "/contracts/{contract_id}"
+
+TABLE: dict[str, Row] = {
+    "list_jurisdictions": Row("GET", "/jurisdictions", frozenset({REG})),
+    "list_policy_versions": Row("GET", "/jurisdictions/{jurisdiction}/policies", frozenset({REG})),
+    "set_policy": Row("POST", "/jurisdictions/{jurisdiction}/policies", frozenset({REG}), policy_body, ok=201),
+    "get_policy_in_force": Row("GET", "/jurisdictions/{jurisdiction}/policy", frozenset({REG})),
+    "register_institution": Row("POST", "/institutions", frozenset({REG}), institution_body, ok=201),
+    "list_institutions": Row(
+        "GET", "/institutions", ALL, query=lambda p: {"jurisdiction_code": p.jurisdiction}, filters=True
+    ),
+    "get_institution": Row("GET", I, ALL),
+    "get_institution_balances": Row("GET", I + "/balances", frozenset({REG, INST, BANK})),
+    "create_course": Row("POST", I + "/courses", frozenset({INST}), course_body, ok=201),
+    "list_courses": Row("GET", I + "/courses", ALL),
+    "get_course": Row("GET", I + "/courses/{course_id}", ALL),
+    "sign_contract": Row("POST", I + "/contracts", frozenset({INST}), contract_body, ok=201),
+    "list_contracts": Row("GET", "/contracts", ALL, query=lambda p: {"institution_id": str(p.institution_id)}),
+    "get_contract": Row("GET", K, ALL),
+    "get_contract_balance": Row("GET", K + "/balance", ALL),
+    "register_collection": Row("POST", K + "/collections", frozenset({INST}), collection_body, ok=201),
+    "list_collections": Row("GET", K + "/collections", ALL),
+    "get_collection": Row("GET", I + "/collections/{collection_id}", ALL),
+    "list_contract_transactions": Row("GET", K + "/transactions", ALL),
+    "list_transactions": Row("GET", I + "/transactions", frozenset({REG, INST, BANK})),
+    "get_transaction": Row("GET", I + "/transactions/{transaction_id}", frozenset({REG, INST, BANK})),
+}
+
+
+def random_place() -> Place:
+    return Place("999999", new_id(), new_id(), new_id(), new_id(), new_id(), phone())
+
+
+def target(world: World, role: str, kind: str) -> Place:
+    """Own: the caller's objects. Foreign: institution B's (outside every test caller's scope)."""
+    if kind == "random":
+        return random_place()
+    if kind == "foreign":
+        return world.places["B"]
+    if kind == "peer":  # another family's contract at the same institution
+        return world.places["parent2"]
+    return world.places["parent1" if role == PARENT else "A"]
+
+
+@pytest.fixture(scope="module")
+def setup(engine: Engine) -> Iterator[tuple[TestClient, World, sessionmaker[Session]]]:
+    db = sessionmaker(engine)
+    with db.begin() as session:
+        world = build_world(session)
+    with TestClient(create_app(engine)) as client:
+        yield client, world, db
+
+
+def call(client: TestClient, world: World, role: str, row: Row, place: Place) -> Any:
+    path = row.path.format(
+        jurisdiction=place.jurisdiction,
+        institution_id=place.institution_id,
+        course_id=place.course_id,
+        contract_id=place.contract_id,
+        collection_id=place.collection_id,
+        transaction_id=place.transaction_id,
+    )
+    headers = {"Authorization": f"Bearer {world.tokens[TOKEN_OF[role]]}", "Idempotency-Key": f"m-{next(COUNTER)}"}
+    body = row.body(place) if row.body else None
+    return client.request(row.method, path, json=body, params=row.query(place) if row.query else None, headers=headers)
+
+
+def expected(row: Row, role: str, kind: str) -> int:
+    if role not in row.roles:
+        return 403
+    return row.ok if kind == "own" else 404
+
+
+def counts(db: sessionmaker[Session]) -> dict[str, int]:
+    tables = ["institution", "course", "contract", "collection", "policy_version", "journal_transaction", "posting"]
+    with db.begin() as s:
+        return {t: s.scalar(text(f"SELECT count(*) FROM {t}")) or 0 for t in tables}
+
+
+def test_every_route_has_a_row(setup: tuple[TestClient, World, sessionmaker[Session]]) -> None:
+    client, _, _ = setup
+    spec = client.get("/openapi.json").json()
+    operations = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
+    assert operations - PUBLIC == set(TABLE), "add a row to TABLE for every new route"
+
+
+def test_outside_scope_is_not_found_and_changes_nothing(setup: tuple[TestClient, World, sessionmaker[Session]]) -> None:
+    client, world, db = setup
+    before = counts(db)
+    wrong = []
+    for (op, row), role, kind in itertools.product(TABLE.items(), sorted(ALL), ["foreign", "random", "peer"]):
+        if kind == "peer" and role != PARENT:
+            continue
+        if kind == "peer" and not (
+            "{contract_id}" in row.path or "{collection_id}" in row.path or op == "list_contracts"
+        ):
+            continue  # a peer family shares the institution; only contract routes tell them apart
+        response = call(client, world, role, row, target(world, role, kind))
+        want = expected(row, role, kind)
+        listing = row.filters or op == "list_jurisdictions" or (kind == "peer" and op == "list_contracts")
+        if listing and want == 404:
+            want = 200  # nothing to be outside of: the listing is filtered instead (peers: checked below)
+            if row.filters and response.status_code == 200:
+                assert response.json()["items"] == [], f"{role} {kind} {op} lists what is not theirs"
+        if response.status_code != want:
+            wrong.append(f"{role:<11} {kind:<7} {op}: {response.status_code}, want {want}")
+        assert response.headers["content-type"].startswith("application/"), op
+    assert not wrong, "\n".join(wrong)
+    assert counts(db) == before
+
+
+def test_own_objects_are_served_to_the_roles_they_are_for(
+    setup: tuple[TestClient, World, sessionmaker[Session]],
+) -> None:
+    client, world, _ = setup
+    wrong = []
+    for (op, row), role in itertools.product(TABLE.items(), sorted(ALL)):
+        response = call(client, world, role, row, target(world, role, "own"))
+        want = expected(row, role, "own")
+        if response.status_code != want:
+            wrong.append(f"{role:<11} {op}: {response.status_code} {response.text[:120]}, want {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_parent_lists_only_their_own_contracts(setup: tuple[TestClient, World, sessionmaker[Session]]) -> None:
+    client, world, _ = setup
+    for name, other in (("parent1", "parent2"), ("parent2", "parent1")):
+        response = client.get("/contracts", headers={"Authorization": f"Bearer {world.tokens[name]}"})
+        ids = {c["id"] for c in response.json()["items"]}
+        assert str(world.places[name].contract_id) in ids
+        assert str(world.places[other].contract_id) not in ids
+
+
+def test_jurisdiction_scope(setup: tuple[TestClient, World, sessionmaker[Session]]) -> None:
+    client, world, _ = setup
+    auth = {"Authorization": f"Bearer {world.tokens['regulator']}"}
+    assert [j["code"] for j in client.get("/jurisdictions", headers=auth).json()["items"]] == [J1]
+    assert client.get(f"/jurisdictions/{J2}/policy", headers=auth).status_code == 404

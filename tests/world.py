@@ -1,0 +1,138 @@
+"""A small district for HTTP tests: two jurisdictions, peer institutions, peer parents, one bank.
+
+    J1 310104: A (bank_a)            C (bank_c): parent1's and parent2's contracts
+    J2 310105: B (bank_b)
+Each institution has a subject course, a contract and a collection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy.orm import Session
+
+from escrow.access import Caller, Role
+from escrow.collections import collect
+from escrow.contracts import GuardianDetails, sign_contract
+from escrow.courses import create_course
+from escrow.institutions import register_institution
+from escrow.jurisdictions import add_jurisdiction
+from escrow.policy import CourseCategory
+from escrow.tokens import issue_token
+from tests.factories import credit_code, id_number, phone, regulator, school
+
+J1, J2 = "310104", "310105"
+
+
+@dataclass
+class Place:
+    """The objects of one institution (or of one parent's contract) that routes name."""
+
+    jurisdiction: str
+    institution_id: UUID
+    course_id: UUID
+    contract_id: UUID
+    collection_id: UUID
+    transaction_id: UUID
+    guardian_phone: str
+
+
+@dataclass
+class World:
+    places: dict[str, Place] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def build_world(session: Session, *, now: datetime | None = None) -> World:
+    now = now or datetime.now(UTC)
+    world = World()
+    add_jurisdiction(session, code=J1, name="Xuhui District")
+    add_jurisdiction(session, code=J2, name="Changning District")
+    for name, jurisdiction in (("A", J1), ("B", J2), ("C", J1)):
+        reg = regulator(jurisdiction)
+        inst = register_institution(
+            session,
+            caller=reg,
+            name=f"School {name}",
+            credit_code=credit_code(),
+            jurisdiction_code=jurisdiction,
+            custody_bank=f"bank_{name.lower()}",
+            custody_account="6222000011112222",
+            supervision_model=None,
+            today=now.date(),
+        )
+        owner = school(inst.id)
+        course = create_course(
+            session,
+            caller=owner,
+            institution_id=inst.id,
+            name="Maths grade 5",
+            category=CourseCategory.SUBJECT,
+            unit_price_fen=10_000,
+            guide_price_fen=10_000,
+            today=now.date(),
+        )
+        holders = ["parent1", "parent2"] if name == "C" else [f"guardian_{name}"]
+        for holder in holders:
+            place = _contract(session, owner, jurisdiction, inst.id, course.id, now)
+            world.places[holder if name == "C" else name] = place
+    for role_name, caller_kwargs in _token_specs(world).items():
+        _, secret = issue_token(session, label=role_name, **caller_kwargs)  # type: ignore[arg-type]
+        world.tokens[role_name] = secret
+    return world
+
+
+def _contract(
+    session: Session, owner: Caller, jurisdiction: str, institution_id: UUID, course_id: UUID, now: datetime
+) -> Place:
+    guardian_phone = phone()
+    view = sign_contract(
+        session,
+        caller=owner,
+        institution_id=institution_id,
+        course_id=course_id,
+        guardian=GuardianDetails(name="Li Hua", phone=guardian_phone, id_number=id_number()),
+        student_name="Li Ming",
+        hours_bought=40,
+        bonus_hours=4,
+        term_start=now.date(),
+        term_end=now.date() + timedelta(days=80),
+        now=now,
+    )
+    done = collect(
+        session,
+        caller=owner,
+        institution_id=institution_id,
+        contract_id=view.contract.id,
+        amount_fen=100_000,
+        bank_reference=f"REF-{view.contract.id.hex[:12]}",
+        collected_at=None,
+        idempotency_key=f"world-{view.contract.id}",
+        now=now,
+    )
+    return Place(
+        jurisdiction,
+        institution_id,
+        course_id,
+        view.contract.id,
+        done.collection.id,
+        done.collection.transaction_id,
+        guardian_phone,
+    )
+
+
+def _token_specs(world: World) -> dict[str, dict[str, object]]:
+    return {
+        "regulator": {"role": Role.REGULATOR, "jurisdictions": [J1]},
+        "school_a": {"role": Role.INSTITUTION, "institution_id": world.places["A"].institution_id},
+        "school_b": {"role": Role.INSTITUTION, "institution_id": world.places["B"].institution_id},
+        "parent1": {"role": Role.PARENT, "guardian_phone": world.places["parent1"].guardian_phone},
+        "parent2": {"role": Role.PARENT, "guardian_phone": world.places["parent2"].guardian_phone},
+        "bank_a": {"role": Role.BANK, "bank_code": "bank_a"},
+    }
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
