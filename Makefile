@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test lint fuzz
 
 $(BIN)/escrow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,7 @@ lint: $(BIN)/escrow
 
 test: lint
 	$(BIN)/pytest
+
+# schemathesis, all checks, against the real service with the test district seeded
+fuzz: $(BIN)/escrow
+	$(BIN)/python scripts/api_fuzz.py $(or $(EXAMPLES),20)

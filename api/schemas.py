@@ -3,19 +3,39 @@ cannot be assigned by a caller; numbers are strict integers with bounds."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints
 
 from escrow.policy import CourseCategory, ReleaseCadence, SupervisionModel
 
 T = TypeVar("T")
 
+
+def _whole(value: object) -> object:
+    """JSON has one number type: 100.0 is the integer 100, 100.5 is not (and strings stay strings)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _not_a_number(value: object) -> object:
+    """Instants and dates are ISO 8601 text, never bare numbers read as Unix timestamps."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value.strip())):
+        raise ValueError("give an ISO 8601 date or time, such as 2026-01-31 or 2026-01-31T16:00:00+08:00")
+    return value
+
+
+Whole = Annotated[StrictInt, BeforeValidator(_whole)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+Day = Annotated[date, BeforeValidator(_not_a_number)]
 MAX_FEN = 10**12  # ten billion yuan: far above any real tuition, far below overflow
-Fen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN, description="an amount in fen (1/100 yuan)")]
-Hours = Annotated[StrictInt, Field(ge=0, le=10_000)]
+Fen = Annotated[Whole, Field(gt=0, le=MAX_FEN, description="an amount in fen (1/100 yuan)")]
+Hours = Annotated[Whole, Field(ge=0, le=10_000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -44,17 +64,17 @@ class PageOf(BaseModel, Generic[T]):
 
 
 class PolicyIn(Request):
-    effective_date: date
-    max_months: Annotated[StrictInt, Field(ge=1, le=36)] = 3
-    max_hours: Annotated[StrictInt, Field(ge=1, le=1000)] = 60
+    effective_date: Day
+    max_months: Annotated[Whole, Field(ge=1, le=36)] = 3
+    max_hours: Annotated[Whole, Field(ge=1, le=1000)] = 60
     max_non_subject_fen: Fen = 500_000
-    guide_price_margin_bp: Annotated[StrictInt, Field(ge=0, le=10_000)] = 1_000
-    confirm_after_working_days: Annotated[StrictInt, Field(ge=1, le=100)] = 15
-    refund_response_working_days: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+    guide_price_margin_bp: Annotated[Whole, Field(ge=0, le=10_000)] = 1_000
+    confirm_after_working_days: Annotated[Whole, Field(ge=1, le=100)] = 15
+    refund_response_working_days: Annotated[Whole, Field(ge=1, le=100)] = 5
     release_cadence: ReleaseCadence = ReleaseCadence.PER_CLASS
-    release_tranches_pct: list[Annotated[StrictInt, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=12)
+    release_tranches_pct: list[Annotated[Whole, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=12)
     default_supervision_model: SupervisionModel = SupervisionModel.CUSTODY
-    alert_thresholds: dict[str, Annotated[StrictInt, Field(ge=0, le=10**9)]] = Field(default_factory=dict)
+    alert_thresholds: dict[str, Annotated[Whole, Field(ge=0, le=10**9)]] = Field(default_factory=dict)
 
 
 class PolicyOut(Response):
@@ -125,10 +145,10 @@ class ContractIn(Request):
     course_id: UUID
     guardian: GuardianIn
     student_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    hours_bought: Annotated[StrictInt, Field(ge=1, le=10_000)]
+    hours_bought: Annotated[Whole, Field(ge=1, le=10_000)]
     bonus_hours: Hours = 0
-    term_start: date
-    term_end: date
+    term_start: Day
+    term_end: Day
 
 
 class GuardianOut(BaseModel):
@@ -147,8 +167,8 @@ class ContractOut(BaseModel):
     bonus_hours: int
     unit_price_fen: int
     price_fen: int
-    term_start: date
-    term_end: date
+    term_start: Day
+    term_end: Day
     policy_jurisdiction: str
     policy_effective_date: date | None
     status: str
@@ -160,7 +180,7 @@ class ContractOut(BaseModel):
 class CollectionIn(Request):
     amount_fen: Fen
     bank_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,64}$")]
-    collected_at: datetime | None = Field(default=None, description="when the bank received it; default now")
+    collected_at: Instant | None = Field(default=None, description="when the bank received it; default now")
 
 
 class CollectionOut(Response):

@@ -40,7 +40,7 @@ def time_to_ready(data_dir: Path) -> float:
             if proc.poll() is not None:
                 raise SystemExit("escrow serve exited before it was ready")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                     if r.status == 200:
                         return time.monotonic() - started
             except OSError:

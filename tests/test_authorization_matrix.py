@@ -77,8 +77,8 @@ def collection_body(_: Place) -> dict[str, Any]:
     return {"amount_fen": 100, "bank_reference": f"MATRIX-{next(COUNTER)}"}
 
 
-I = "/institutions/{institution_id}"
-K = I + "/contracts/{contract_id}"
+INST_PATH = "/institutions/{institution_id}"
+K = INST_PATH + "/contracts/{contract_id}"
 
 TABLE: dict[str, Row] = {
     "list_jurisdictions": Row("GET", "/jurisdictions", frozenset({REG})),
@@ -89,21 +89,21 @@ TABLE: dict[str, Row] = {
     "list_institutions": Row(
         "GET", "/institutions", ALL, query=lambda p: {"jurisdiction_code": p.jurisdiction}, filters=True
     ),
-    "get_institution": Row("GET", I, ALL),
-    "get_institution_balances": Row("GET", I + "/balances", frozenset({REG, INST, BANK})),
-    "create_course": Row("POST", I + "/courses", frozenset({INST}), course_body, ok=201),
-    "list_courses": Row("GET", I + "/courses", ALL),
-    "get_course": Row("GET", I + "/courses/{course_id}", ALL),
-    "sign_contract": Row("POST", I + "/contracts", frozenset({INST}), contract_body, ok=201),
+    "get_institution": Row("GET", INST_PATH, ALL),
+    "get_institution_balances": Row("GET", INST_PATH + "/balances", frozenset({REG, INST, BANK})),
+    "create_course": Row("POST", INST_PATH + "/courses", frozenset({INST}), course_body, ok=201),
+    "list_courses": Row("GET", INST_PATH + "/courses", ALL),
+    "get_course": Row("GET", INST_PATH + "/courses/{course_id}", ALL),
+    "sign_contract": Row("POST", INST_PATH + "/contracts", frozenset({INST}), contract_body, ok=201),
     "list_contracts": Row("GET", "/contracts", ALL, query=lambda p: {"institution_id": str(p.institution_id)}),
     "get_contract": Row("GET", K, ALL),
     "get_contract_balance": Row("GET", K + "/balance", ALL),
     "register_collection": Row("POST", K + "/collections", frozenset({INST}), collection_body, ok=201),
     "list_collections": Row("GET", K + "/collections", ALL),
-    "get_collection": Row("GET", I + "/collections/{collection_id}", ALL),
+    "get_collection": Row("GET", INST_PATH + "/collections/{collection_id}", ALL),
     "list_contract_transactions": Row("GET", K + "/transactions", ALL),
-    "list_transactions": Row("GET", I + "/transactions", frozenset({REG, INST, BANK})),
-    "get_transaction": Row("GET", I + "/transactions/{transaction_id}", frozenset({REG, INST, BANK})),
+    "list_transactions": Row("GET", INST_PATH + "/transactions", frozenset({REG, INST, BANK})),
+    "get_transaction": Row("GET", INST_PATH + "/transactions/{transaction_id}", frozenset({REG, INST, BANK})),
 }
 
 

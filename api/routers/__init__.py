@@ -7,6 +7,7 @@ from typing import Any
 from api.schemas import Problem
 
 _REASONS = {
+    400: "the body could not be read as UTF-8 JSON",
     401: "missing, unknown, revoked or expired token",
     403: "this role may not do this",
     404: "no such object within your scope",
@@ -16,8 +17,8 @@ _REASONS = {
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problem+json errors a route can answer (401 and 422 always)."""
+    """OpenAPI entries for the problem+json errors a route can answer (400, 401 and 422 always)."""
     return {
         status: {"model": Problem, "description": _REASONS[status], "content": {"application/problem+json": {}}}
-        for status in sorted({401, 422, *statuses})
+        for status in sorted({400, 401, 422, *statuses})
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from api.schemas import (
     ContractIn,
     ContractOut,
     GuardianOut,
+    Instant,
     PageOf,
     PostingOut,
     TransactionOut,
@@ -39,7 +39,7 @@ IdempotencyKeyHeader = Annotated[
         description="your unique key for this request; a retry with the same key and body returns the first result",
     ),
 ]
-AsOf = Annotated[datetime | None, Query(description="a past instant; default now")]
+AsOf = Annotated[Instant | None, Query(description="a past instant with its time zone; default now")]
 CONTRACT = "/institutions/{institution_id}/contracts/{contract_id}"
 
 

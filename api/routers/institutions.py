@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -11,13 +10,13 @@ from fastapi import APIRouter, Query
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented
-from api.schemas import CourseIn, CourseOut, InstitutionBalancesOut, InstitutionIn, InstitutionOut, PageOf
+from api.schemas import CourseIn, CourseOut, Instant, InstitutionBalancesOut, InstitutionIn, InstitutionOut, PageOf
 from escrow import books, courses, institutions
 from escrow.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(prefix="/institutions", tags=["institutions"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=200)]
+Cursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{22}$", description="next_cursor of the previous page")]
 
 
 @router.post("", status_code=201, operation_id="register_institution", responses=documented(403, 404, 409))
@@ -53,7 +52,7 @@ def get_institution_balances(
     institution_id: UUID,
     session: SessionDep,
     caller: CallerDep,
-    as_of: Annotated[datetime | None, Query(description="a past instant; default now")] = None,
+    as_of: Annotated[Instant | None, Query(description="a past instant with its time zone; default now")] = None,
 ) -> InstitutionBalancesOut:
     """What the institution holds and owes, now or as of a past instant."""
     b = books.institution_balances(session, caller=caller, institution_id=institution_id, as_of=as_of)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented
-from api.schemas import JurisdictionOut, PageOf, PolicyIn, PolicyOut
+from api.schemas import Day, JurisdictionOut, PageOf, PolicyIn, PolicyOut
 from escrow import jurisdictions
 from escrow.policy import Policy
 
@@ -70,7 +70,7 @@ def set_policy(code: Code, body: PolicyIn, session: SessionDep, caller: CallerDe
 
 @router.get("/{code}/policy", operation_id="get_policy_in_force", responses=documented(403, 404))
 def policy_in_force(
-    code: Code, session: SessionDep, caller: CallerDep, now: Now, on: Annotated[date | None, Query()] = None
+    code: Code, session: SessionDep, caller: CallerDep, now: Now, on: Annotated[Day | None, Query()] = None
 ) -> PolicyOut:
     """The policy in force on a date (default today): the latest version, or the national defaults."""
     jurisdictions.visible_jurisdiction(session, caller, code)
