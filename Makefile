@@ -15,8 +15,8 @@ run: $(BIN)/escrow
 	$(BIN)/escrow serve
 
 lint: $(BIN)/escrow
-	$(BIN)/ruff check escrow api tests migrations
-	$(BIN)/ruff format --check escrow api tests migrations
+	$(BIN)/ruff check escrow api tests migrations scripts bench
+	$(BIN)/ruff format --check escrow api tests migrations scripts bench
 	$(BIN)/mypy
 
 test: lint

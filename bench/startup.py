@@ -57,14 +57,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             new.append(time_to_ready(Path(folder)))
             reused.append(time_to_ready(Path(folder)))
-    print(json.dumps({
-        "bench": "startup",
-        "rounds": rounds,
-        "new_data_folder_s": round(statistics.median(new), 2),
-        "reused_data_folder_s": round(statistics.median(reused), 2),
-        "new_all_s": [round(x, 2) for x in new],
-        "reused_all_s": [round(x, 2) for x in reused],
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "startup",
+                "rounds": rounds,
+                "new_data_folder_s": round(statistics.median(new), 2),
+                "reused_data_folder_s": round(statistics.median(reused), 2),
+                "new_all_s": [round(x, 2) for x in new],
+                "reused_all_s": [round(x, 2) for x in reused],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -202,6 +202,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TABLE idempotency_record, posting, journal_transaction, account")
     op.execute(
-        "DROP FUNCTION ledger_refuse_change, ledger_check_transaction, "
-        "ledger_apply_postings, ledger_guard_account"
+        "DROP FUNCTION ledger_refuse_change, ledger_check_transaction, ledger_apply_postings, ledger_guard_account"
     )
