@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -14,8 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
+from api.app import create_app
 from escrow.cli import app
 from tests.factories import migration_head
 
@@ -96,3 +100,31 @@ def test_serve_starts_reuses_and_stops_an_embedded_database(tmp_path: Path) -> N
     with serving(env) as base:  # the same data folder, reused
         assert httpx.get(f"{base}/readyz").status_code == 200
     assert not pid_file.exists()
+
+
+def test_tokens_are_created_listed_and_revoked_from_the_command_line(database_url: str, engine: Engine) -> None:
+    env = env_with(ESCROW_DATABASE_URL=database_url)
+
+    def escrow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ESCROW, *args], env=env, capture_output=True, text=True, check=False)
+
+    assert escrow("jurisdictions", "add", "310199", "Test district").returncode == 0
+    created = escrow("tokens", "create", "--role", "regulator", "--jurisdiction", "310199", "--label", "ops")
+    assert created.returncode == 0, created.stderr
+    token_id = created.stdout.split()[2]
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("esc_")
+    listing = escrow("tokens", "list").stdout
+    assert token_id in listing and secret not in listing
+    with engine.connect() as conn:  # only the hash is stored
+        stored = conn.execute(text("SELECT token_hash FROM api_token WHERE id = :i"), {"i": token_id}).scalar_one()
+    assert stored == hashlib.sha256(secret.encode()).hexdigest()
+
+    with TestClient(create_app(engine)) as client:
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert client.get("/jurisdictions", headers=auth).status_code == 200
+        assert escrow("tokens", "revoke", token_id).returncode == 0
+        assert client.get("/jurisdictions", headers=auth).status_code == 401
+
+    refused = escrow("tokens", "create", "--role", "regulator", "--jurisdiction", "999998")
+    assert refused.returncode == 2 and "unknown" in refused.stderr
