@@ -228,3 +228,79 @@ class TransactionOut(BaseModel):
     reversal_reason: str | None
     metadata: dict[str, object]
     postings: list[PostingOut]
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ClassIn(Request):
+    hours: Annotated[Whole, Field(ge=1, le=24)]
+    given_on: Day | None = Field(default=None, description="the day the class was given; default today")
+
+
+class ClassOut(Response):
+    id: UUID
+    institution_id: UUID
+    contract_id: UUID
+    hours: int
+    given_on: date
+    status: str
+    confirmed_how: str | None
+    confirm_by: date = Field(description="deemed confirmed if the parent says nothing by this day")
+    amount_fen: int | None = Field(description="what the class released; set once released")
+    release_transaction_id: UUID | None
+    payout_id: UUID | None
+    dispute_reason: str | None
+    resolution_note: str | None
+    recorded_at: datetime
+    decided_at: datetime | None
+
+
+class ReasonIn(Request):
+    reason: Reason
+
+
+class ResolutionIn(Request):
+    outcome: Annotated[str, StringConstraints(pattern=r"^(upheld|rejected)$")] = Field(
+        description="upheld: the hours return to the family; rejected: the class counts as confirmed"
+    )
+    note: Reason
+
+
+class RefundRequestOut(Response):
+    id: UUID
+    institution_id: UUID
+    contract_id: UUID
+    reason: str
+    status: str
+    respond_by: date = Field(description="deemed approved if the institution has not answered by this day")
+    amount_fen: int | None
+    decision_reason: str | None
+    requested_at: datetime
+    decided_at: datetime | None
+
+
+class PayoutOut(Response):
+    id: UUID
+    institution_id: UUID
+    kind: str
+    contract_id: UUID | None
+    amount_fen: int
+    status: str
+    instructed_at: datetime
+    settled_at: datetime | None
+    bank_reference: str | None
+    failure_reason: str | None
+
+
+class ExecutionIn(Request):
+    bank_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,64}$")]
+
+
+class HoldOut(Response):
+    id: UUID
+    institution_id: UUID
+    reason: str
+    placed_at: datetime
+    lifted_at: datetime | None
+    lift_reason: str | None

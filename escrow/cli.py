@@ -29,6 +29,10 @@ tokens_app = typer.Typer(
     help="Bearer tokens for the four roles: create (shown once), revoke, list.", no_args_is_help=True
 )
 app.add_typer(tokens_app, name="tokens")
+jobs_app = typer.Typer(
+    help="Scheduled jobs, run by hand: each is a function of `now`, safe to repeat.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
 jurisdictions_app = typer.Typer(help="Jurisdictions (administrative division codes).", no_args_is_help=True)
 app.add_typer(jurisdictions_app, name="jurisdictions")
 
@@ -162,3 +166,32 @@ def tokens_list() -> None:
             scope = row.jurisdiction_codes or row.institution_id or row.guardian_id or row.bank_code
             state = "revoked" if row.revoked_at else f"expires {row.expires_at}" if row.expires_at else "active"
             typer.echo(f"{row.id}  {row.role:<11} {scope}  {state}  {row.label}")
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: str = typer.Argument(help="a job name from `escrow jobs list`"),
+    now: str | None = typer.Option(None, help="the instant to run as (ISO 8601, with a time zone); default now"),
+) -> None:
+    """Run one job now (or as of --now) in one transaction."""
+    from escrow.jobs import run_job
+
+    try:
+        instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
+        if instant.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        typer.echo("refused: --now is an ISO 8601 instant with a time zone, e.g. 2026-12-01T09:00:00+08:00", err=True)
+        raise typer.Exit(2) from None
+    with _session() as session:
+        changed = run_job(session, name=name, now=instant)
+        typer.echo(f"{name}: {len(changed)} changed")
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """The jobs there are and what each does."""
+    from escrow.jobs import JOBS
+
+    for name, (_, what) in JOBS.items():
+        typer.echo(f"{name:<24} {what}")

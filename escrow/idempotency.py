@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import select, update
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from escrow.errors import IdempotencyConflict, InvalidRequest
 from escrow.ledger.records import IdempotencyRecord
 
+T = TypeVar("T")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -91,3 +92,23 @@ def record_outcome(
         )
         .values(transaction_id=transaction_id, result=dict(result) if result is not None else None)
     )
+
+
+def run_once(
+    session: Session,
+    *,
+    institution_id: UUID,
+    key: IdempotencyKey,
+    request: Mapping[str, Any],
+    perform: Callable[[], T],
+    remember: Callable[[T], Mapping[str, Any]],
+    recall: Callable[[Mapping[str, Any]], T],
+) -> tuple[T, bool]:
+    """Do `perform` once per key; a replay gets `recall` of what `remember` stored. (value, replayed)"""
+    earlier = claim_key(session, institution_id=institution_id, key=key, request=request)
+    if earlier is not None:
+        assert earlier.result is not None, "a claimed key records its result in the same transaction"
+        return recall(earlier.result), True
+    value = perform()
+    record_outcome(session, institution_id=institution_id, key=key, result=remember(value))
+    return value, False

@@ -124,3 +124,70 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ClassRecord(Base):
+    __tablename__ = "class_record"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    contract_id: Mapped[UUID]
+    hours: Mapped[int]
+    given_on: Mapped[date]
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    confirmed_how: Mapped[str | None] = mapped_column(Text)
+    confirm_by: Mapped[date]
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    release_transaction_id: Mapped[UUID | None]
+    payout_id: Mapped[UUID | None]
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(server_default="now()")
+    decided_at: Mapped[datetime | None]
+
+
+class RefundRequest(Base):
+    __tablename__ = "refund_request"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    contract_id: Mapped[UUID]
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="open")
+    respond_by: Mapped[date]
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(server_default="now()")
+    decided_at: Mapped[datetime | None]
+    transaction_id: Mapped[UUID | None]
+
+
+class Payout(Base):
+    __tablename__ = "payout"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    contract_id: Mapped[UUID | None]
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text, server_default="instructed")
+    instructed_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]
+    bank_reference: Mapped[str | None] = mapped_column(Text)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    instruct_transaction_id: Mapped[UUID | None]
+    settle_transaction_id: Mapped[UUID | None]
+
+
+class Hold(Base):
+    __tablename__ = "hold"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(Text)
+    placed_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(Text)
+    lift_reason: Mapped[str | None] = mapped_column(Text)

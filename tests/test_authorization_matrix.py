@@ -41,6 +41,8 @@ class Row:
     query: Callable[[Place], dict[str, str]] | None = None
     ok: int = 200
     filters: bool = False
+    changes: bool = False
+    """A transition: an own object may already have moved on, so 409 is as good as success here."""
     """A list whose query narrows it: out of scope it answers 200 with nothing in it."""
 
 
@@ -79,6 +81,10 @@ def collection_body(_: Place) -> dict[str, Any]:
 
 INST_PATH = "/institutions/{institution_id}"
 K = INST_PATH + "/contracts/{contract_id}"
+CLS = INST_PATH + "/classes/{class_id}"
+DISPUTED = INST_PATH + "/classes/{disputed_class_id}"
+REQ = INST_PATH + "/refund-requests/{request_id}"
+PAY = INST_PATH + "/payouts/{payout_id}"
 
 TABLE: dict[str, Row] = {
     "list_jurisdictions": Row("GET", "/jurisdictions", frozenset({REG})),
@@ -104,11 +110,41 @@ TABLE: dict[str, Row] = {
     "list_contract_transactions": Row("GET", K + "/transactions", ALL),
     "list_transactions": Row("GET", INST_PATH + "/transactions", frozenset({REG, INST, BANK})),
     "get_transaction": Row("GET", INST_PATH + "/transactions/{transaction_id}", frozenset({REG, INST, BANK})),
+    "record_class": Row("POST", K + "/classes", frozenset({INST}), lambda _: {"hours": 1}, ok=201, changes=True),
+    "list_classes": Row("GET", K + "/classes", ALL),
+    "confirm_class": Row("POST", CLS + "/confirmation", frozenset({PARENT}), changes=True),
+    "dispute_class": Row("POST", CLS + "/dispute", frozenset({PARENT}), lambda _: {"reason": "x"}, changes=True),
+    "resolve_dispute": Row(
+        "POST", DISPUTED + "/resolution", frozenset({REG}), lambda _: {"outcome": "upheld", "note": "n"}, changes=True
+    ),
+    "request_refund": Row(
+        "POST", K + "/refund-requests", frozenset({PARENT}), lambda _: {"reason": "r"}, ok=201, changes=True
+    ),
+    "list_refund_requests": Row(
+        "GET", INST_PATH + "/refund-requests", ALL, query=lambda p: {"contract_id": str(p.contract_id)}
+    ),
+    "approve_refund": Row("POST", REQ + "/approval", frozenset({INST}), changes=True),
+    "reject_refund": Row("POST", REQ + "/rejection", frozenset({INST}), lambda _: {"reason": "r"}, changes=True),
+    "request_payout": Row("POST", INST_PATH + "/payouts", frozenset({INST}), ok=201, changes=True),
+    "list_payouts": Row("GET", INST_PATH + "/payouts", frozenset({REG, INST, BANK})),
+    "confirm_payout_executed": Row(
+        "POST", PAY + "/execution", frozenset({BANK, REG}), lambda _: {"bank_reference": "B-1"}, changes=True
+    ),
+    "report_payout_failed": Row(
+        "POST", PAY + "/failure", frozenset({BANK, REG}), lambda _: {"reason": "r"}, changes=True
+    ),
+    "list_holds": Row("GET", INST_PATH + "/holds", frozenset({REG, INST, BANK})),
+    # last: they freeze and close the caller's own institution
+    "place_hold": Row("POST", INST_PATH + "/holds", frozenset({REG}), lambda _: {"reason": "r"}, ok=201, changes=True),
+    "lift_hold": Row(
+        "POST", INST_PATH + "/holds/{hold_id}/lift", frozenset({REG}), lambda _: {"reason": "r"}, changes=True
+    ),
+    "close_institution": Row("POST", INST_PATH + "/closure", frozenset({REG}), lambda _: {"reason": "r"}, changes=True),
 }
 
 
 def random_place() -> Place:
-    return Place("999999", new_id(), new_id(), new_id(), new_id(), new_id(), phone())
+    return Place("999999", *(new_id() for _ in range(5)), phone(), *(new_id() for _ in range(5)))
 
 
 def target(world: World, role: str, kind: str) -> Place:
@@ -139,6 +175,11 @@ def call(client: TestClient, world: World, role: str, row: Row, place: Place) ->
         contract_id=place.contract_id,
         collection_id=place.collection_id,
         transaction_id=place.transaction_id,
+        class_id=place.class_id,
+        disputed_class_id=place.disputed_class_id,
+        request_id=place.refund_request_id,
+        payout_id=place.payout_id,
+        hold_id=place.hold_id,
     )
     headers = {"Authorization": f"Bearer {world.tokens[TOKEN_OF[role]]}", "Idempotency-Key": f"m-{next(COUNTER)}"}
     body = row.body(place) if row.body else None
@@ -197,6 +238,8 @@ def test_own_objects_are_served_to_the_roles_they_are_for(
     for (op, row), role in itertools.product(TABLE.items(), sorted(ALL)):
         response = call(client, world, role, row, target(world, role, "own"))
         want = expected(row, role, "own")
+        if row.changes and want != 403 and response.status_code == 409:
+            continue
         if response.status_code != want:
             wrong.append(f"{role:<11} {op}: {response.status_code} {response.text[:120]}, want {want}")
     assert not wrong, "\n".join(wrong)

@@ -14,12 +14,17 @@ from uuid import UUID
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
+from escrow.classes import confirm_class, dispute_class, record_class
 from escrow.collections import collect
 from escrow.contracts import GuardianDetails, sign_contract
 from escrow.courses import create_course
+from escrow.holds import lift_hold, place_hold
+from escrow.ids import new_id
 from escrow.institutions import register_institution
 from escrow.jurisdictions import add_jurisdiction
+from escrow.payouts import request_payout
 from escrow.policy import CourseCategory
+from escrow.refunds import request_refund
 from escrow.tokens import issue_token
 from tests.factories import credit_code, id_number, phone, regulator, school
 
@@ -37,6 +42,11 @@ class Place:
     collection_id: UUID
     transaction_id: UUID
     guardian_phone: str
+    class_id: UUID  # pending
+    disputed_class_id: UUID
+    refund_request_id: UUID  # open
+    payout_id: UUID  # instructed
+    hold_id: UUID  # lifted
 
 
 @dataclass
@@ -78,6 +88,26 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
         for holder in holders:
             place = _contract(session, owner, jurisdiction, inst.id, course.id, now)
             world.places[holder if name == "C" else name] = place
+    for name in ("A", "B", "C"):
+        place = world.places[name if name != "C" else "parent1"]
+        hold = place_hold(
+            session,
+            caller=regulator(place.jurisdiction),
+            institution_id=place.institution_id,
+            reason="routine check",
+            now=now,
+        )
+        lift_hold(
+            session,
+            caller=regulator(place.jurisdiction),
+            institution_id=place.institution_id,
+            hold_id=hold.id,
+            reason="checked",
+            now=now,
+        )
+        for p in world.places.values():
+            if p.institution_id == place.institution_id:
+                p.hold_id = hold.id
     for role_name, caller_kwargs in _token_specs(world).items():
         _, secret = issue_token(session, label=role_name, **caller_kwargs)  # type: ignore[arg-type]
         world.tokens[role_name] = secret
@@ -112,14 +142,58 @@ def _contract(
         idempotency_key=f"world-{view.contract.id}",
         now=now,
     )
+    contract_id = view.contract.id
+    family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=view.contract.guardian_id)
+
+    def give() -> UUID:
+        return record_class(
+            session,
+            caller=owner,
+            institution_id=institution_id,
+            contract_id=contract_id,
+            hours=1,
+            given_on=None,
+            now=now,
+        ).id
+
+    pending, disputed, confirmed = give(), give(), give()
+    confirm_class(
+        session,
+        caller=family,
+        institution_id=institution_id,
+        class_id=confirmed,
+        idempotency_key=f"w-{confirmed}",
+        now=now,
+    )
+    payout, _ = request_payout(
+        session, caller=owner, institution_id=institution_id, idempotency_key=f"w-{contract_id}", now=now
+    )
+    assert payout is not None
+    dispute_class(
+        session,
+        caller=family,
+        institution_id=institution_id,
+        class_id=disputed,
+        reason="absent",
+        idempotency_key=f"w-{disputed}",
+        now=now,
+    )
+    request = request_refund(
+        session, caller=family, institution_id=institution_id, contract_id=contract_id, reason="moving", now=now
+    )
     return Place(
         jurisdiction,
         institution_id,
         course_id,
-        view.contract.id,
+        contract_id,
         done.collection.id,
         done.collection.transaction_id,
         guardian_phone,
+        class_id=pending,
+        disputed_class_id=disputed,
+        refund_request_id=request.id,
+        payout_id=payout.id,
+        hold_id=new_id(),
     )
 
 

@@ -1,0 +1,213 @@
+"""Classes given and confirmed or disputed; refund requests and their answers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from api.auth import CallerDep, Now
+from api.deps import SessionDep
+from api.routers import documented
+from api.routers.contracts import CONTRACT, IdempotencyKeyHeader
+from api.routers.institutions import Cursor, Limit
+from api.schemas import ClassIn, ClassOut, PageOf, ReasonIn, RefundRequestOut, ResolutionIn
+from escrow import classes, refunds
+from escrow.paging import DEFAULT_LIMIT
+
+router = APIRouter(tags=["consumption"])
+CLASS = "/institutions/{institution_id}/classes/{class_id}"
+REQUEST = "/institutions/{institution_id}/refund-requests/{request_id}"
+
+
+def _replayed(response: Response, replayed: bool) -> None:
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+
+
+@router.post(CONTRACT + "/classes", status_code=201, operation_id="record_class", responses=documented(403, 404, 409))
+def record_class(
+    institution_id: UUID, contract_id: UUID, body: ClassIn, session: SessionDep, caller: CallerDep, now: Now
+) -> ClassOut:
+    """Record hours given; pending until the parent confirms or the policy's working days pass."""
+    row = classes.record_class(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        contract_id=contract_id,
+        hours=body.hours,
+        given_on=body.given_on,
+        now=now,
+    )
+    return ClassOut.model_validate(row)
+
+
+@router.get(CONTRACT + "/classes", operation_id="list_classes", responses=documented(404))
+def list_classes(
+    institution_id: UUID,
+    contract_id: UUID,
+    session: SessionDep,
+    caller: CallerDep,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> PageOf[ClassOut]:
+    """The classes recorded under a contract."""
+    page = classes.list_classes(
+        session, caller=caller, institution_id=institution_id, contract_id=contract_id, cursor=cursor, limit=limit
+    )
+    return PageOf(items=[ClassOut.model_validate(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(CLASS + "/confirmation", operation_id="confirm_class", responses=documented(403, 404, 409))
+def confirm_class(
+    institution_id: UUID,
+    class_id: UUID,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+) -> ClassOut:
+    """The parent confirms a class: its share of the prepayment is released to the institution."""
+    row, replayed = classes.confirm_class(
+        session, caller=caller, institution_id=institution_id, class_id=class_id, idempotency_key=key, now=now
+    )
+    _replayed(response, replayed)
+    return ClassOut.model_validate(row)
+
+
+@router.post(CLASS + "/dispute", operation_id="dispute_class", responses=documented(403, 404, 409))
+def dispute_class(
+    institution_id: UUID,
+    class_id: UUID,
+    body: ReasonIn,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+) -> ClassOut:
+    """The parent disputes a class: release for the contract stops until the regulator resolves it."""
+    row, replayed = classes.dispute_class(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        class_id=class_id,
+        reason=body.reason,
+        idempotency_key=key,
+        now=now,
+    )
+    _replayed(response, replayed)
+    return ClassOut.model_validate(row)
+
+
+@router.post(CLASS + "/resolution", operation_id="resolve_dispute", responses=documented(403, 404, 409))
+def resolve_dispute(
+    institution_id: UUID,
+    class_id: UUID,
+    body: ResolutionIn,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+) -> ClassOut:
+    """The regulator resolves a dispute: upheld returns the hours to the family, rejected confirms the class."""
+    row, replayed = classes.resolve_dispute(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        class_id=class_id,
+        upheld=body.outcome == "upheld",
+        note=body.note,
+        idempotency_key=key,
+        now=now,
+    )
+    _replayed(response, replayed)
+    return ClassOut.model_validate(row)
+
+
+@router.post(
+    CONTRACT + "/refund-requests", status_code=201, operation_id="request_refund", responses=documented(403, 404, 409)
+)
+def request_refund(
+    institution_id: UUID, contract_id: UUID, body: ReasonIn, session: SessionDep, caller: CallerDep, now: Now
+) -> RefundRequestOut:
+    """The parent asks for the unconsumed balance back (everything, before the course starts)."""
+    row = refunds.request_refund(
+        session, caller=caller, institution_id=institution_id, contract_id=contract_id, reason=body.reason, now=now
+    )
+    return RefundRequestOut.model_validate(row)
+
+
+@router.get(
+    "/institutions/{institution_id}/refund-requests", operation_id="list_refund_requests", responses=documented(404)
+)
+def list_refund_requests(
+    institution_id: UUID,
+    session: SessionDep,
+    caller: CallerDep,
+    contract_id: Annotated[UUID | None, Query(description="required for parents")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> PageOf[RefundRequestOut]:
+    """Refund requests of an institution, or of one contract."""
+    page = refunds.list_refund_requests(
+        session, caller=caller, institution_id=institution_id, contract_id=contract_id, cursor=cursor, limit=limit
+    )
+    return PageOf(items=[RefundRequestOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+def _decide(
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+    institution_id: UUID,
+    request_id: UUID,
+    key: str,
+    approve: bool,
+    reason: str | None,
+) -> RefundRequestOut:
+    row, replayed = refunds.decide_refund(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        request_id=request_id,
+        approve=approve,
+        reason=reason,
+        idempotency_key=key,
+        now=now,
+    )
+    _replayed(response, replayed)
+    return RefundRequestOut.model_validate(row)
+
+
+@router.post(REQUEST + "/approval", operation_id="approve_refund", responses=documented(403, 404, 409))
+def approve_refund(
+    institution_id: UUID,
+    request_id: UUID,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+) -> RefundRequestOut:
+    """The institution approves: what is unconsumed becomes a payout instruction to the family."""
+    return _decide(session, caller, now, response, institution_id, request_id, key, True, None)
+
+
+@router.post(REQUEST + "/rejection", operation_id="reject_refund", responses=documented(403, 404, 409))
+def reject_refund(
+    institution_id: UUID,
+    request_id: UUID,
+    body: ReasonIn,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+) -> RefundRequestOut:
+    """The institution rejects with a reason; release for the contract resumes."""
+    return _decide(session, caller, now, response, institution_id, request_id, key, False, body.reason)

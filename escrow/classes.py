@@ -1,0 +1,247 @@
+"""Classes given: recorded by the institution, confirmed or disputed by the parent, or deemed
+confirmed after the policy's working days of silence; a dispute is resolved by the regulator."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from escrow import states
+from escrow.access import Caller, Role, require_role
+from escrow.calendar import add_working_days
+from escrow.consumption import hours_used, refund_remaining, release_ready, total_hours
+from escrow.contracts import visible_contract
+from escrow.errors import Conflict, InvalidRequest, NotFound
+from escrow.idempotency import IdempotencyKey, run_once
+from escrow.ids import new_id
+from escrow.institutions import own_institution, visible_institution
+from escrow.jurisdictions import policy_version
+from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.records import ClassRecord, Contract
+
+
+def record_class(
+    session: Session,
+    *,
+    caller: Caller,
+    institution_id: UUID,
+    contract_id: UUID,
+    hours: int,
+    given_on: date | None,
+    now: datetime,
+) -> ClassRecord:
+    """Record hours given on a date; they stop being refundable until confirmed or returned."""
+    own_institution(session, caller, institution_id)
+    contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
+    day = given_on or now.date()
+    if contract.status != "active":
+        raise Conflict(f"contract {contract_id} is {contract.status}; no more classes can be recorded")
+    if day > now.date():
+        raise InvalidRequest(f"given_on {day} is in the future; record a class once it is given")
+    if not contract.term_start <= day <= contract.term_end:
+        raise InvalidRequest(f"{day} is outside the contract's term {contract.term_start} to {contract.term_end}")
+    left = total_hours(contract) - hours_used(session, contract)
+    if hours > left:
+        raise Conflict(f"the contract has {left} class hours left; {hours} cannot be recorded")
+    policy = policy_version(
+        session, jurisdiction_code=contract.policy_jurisdiction, effective_date=contract.policy_effective_date
+    )
+    row = ClassRecord(
+        institution_id=institution_id,
+        id=new_id(),
+        contract_id=contract_id,
+        hours=hours,
+        given_on=day,
+        confirm_by=add_working_days(day, policy.confirm_after_working_days),
+        recorded_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _class_for_update(
+    session: Session, caller: Caller, institution_id: UUID, class_id: UUID
+) -> tuple[ClassRecord, Contract]:
+    """Lock the contract, then the class: the one order every flow on a contract takes."""
+    visible_institution(session, caller, institution_id)
+    contract_id = session.scalar(
+        select(ClassRecord.contract_id).where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id)
+    )
+    if contract_id is None:
+        raise NotFound(f"class {class_id} does not exist or is outside your scope")
+    try:
+        contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
+    except NotFound:
+        raise NotFound(f"class {class_id} does not exist or is outside your scope") from None
+    row = session.scalars(
+        select(ClassRecord)
+        .where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return row, contract
+
+
+def _recall(session: Session, institution_id: UUID) -> object:
+    return lambda stored: session.get_one(ClassRecord, (institution_id, UUID(stored["class_id"])))
+
+
+def _decide(
+    session: Session,
+    *,
+    caller: Caller,
+    institution_id: UUID,
+    class_id: UUID,
+    event: str,
+    idempotency_key: str,
+    now: datetime,
+    note: str | None = None,
+) -> tuple[ClassRecord, bool]:
+    """Move one class through its state machine, then release whatever that makes releasable."""
+
+    def perform() -> ClassRecord:
+        row, contract = _class_for_update(session, caller, institution_id, class_id)
+        row.status = states.move("class", states.CLASS, row.status, event)
+        row.decided_at = now
+        if event == "confirm":
+            row.confirmed_how = "parent"
+        elif event == "reject":
+            row.confirmed_how = "dispute_rejected"
+            row.resolution_note = note
+        elif event == "dispute":
+            row.dispute_reason = note
+        elif event == "uphold":
+            row.resolution_note = note
+        session.flush()
+        release_ready(session, contract, now)
+        if event == "uphold" and contract.status != "active":  # the hours came back after the refund
+            refund_remaining(session, contract, cause=f"upheld:{row.id}", now=now)
+        return row
+
+    return run_once(
+        session,
+        institution_id=institution_id,
+        key=IdempotencyKey(caller.principal, idempotency_key),
+        request={"operation": f"class_{event}", "class_id": str(class_id), "note": note},
+        perform=perform,
+        remember=lambda row: {"class_id": str(row.id)},
+        recall=_recall(session, institution_id),  # type: ignore[arg-type]
+    )
+
+
+def confirm_class(
+    session: Session, *, caller: Caller, institution_id: UUID, class_id: UUID, idempotency_key: str, now: datetime
+) -> tuple[ClassRecord, bool]:
+    """The parent confirms the class: its share of the prepayment becomes releasable."""
+    require_role(caller, Role.PARENT)
+    return _decide(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        class_id=class_id,
+        event="confirm",
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+
+
+def dispute_class(
+    session: Session,
+    *,
+    caller: Caller,
+    institution_id: UUID,
+    class_id: UUID,
+    reason: str,
+    idempotency_key: str,
+    now: datetime,
+) -> tuple[ClassRecord, bool]:
+    """The parent disputes the class: release of the contract stops until the regulator resolves it."""
+    require_role(caller, Role.PARENT)
+    return _decide(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        class_id=class_id,
+        event="dispute",
+        idempotency_key=idempotency_key,
+        now=now,
+        note=reason,
+    )
+
+
+def resolve_dispute(
+    session: Session,
+    *,
+    caller: Caller,
+    institution_id: UUID,
+    class_id: UUID,
+    upheld: bool,
+    note: str,
+    idempotency_key: str,
+    now: datetime,
+) -> tuple[ClassRecord, bool]:
+    """Upheld: the hours return to the family. Rejected: the class counts as confirmed."""
+    require_role(caller, Role.REGULATOR)
+    return _decide(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        class_id=class_id,
+        event="uphold" if upheld else "reject",
+        idempotency_key=idempotency_key,
+        now=now,
+        note=note,
+    )
+
+
+def deem_classes_confirmed(session: Session, *, now: datetime) -> list[UUID]:
+    """Confirm every class whose parent stayed silent past its confirm_by date; safe to run again."""
+    contracts = session.execute(
+        select(ClassRecord.institution_id, ClassRecord.contract_id)
+        .where(ClassRecord.status == "pending", ClassRecord.confirm_by < now.date())
+        .distinct()
+    ).all()
+    deemed: list[UUID] = []
+    for institution_id, contract_id in contracts:
+        contract = session.get_one(Contract, (institution_id, contract_id), with_for_update=True)
+        due = session.scalars(
+            select(ClassRecord)
+            .where(
+                ClassRecord.institution_id == institution_id,
+                ClassRecord.contract_id == contract_id,
+                ClassRecord.status == "pending",
+                ClassRecord.confirm_by < now.date(),
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        for row in due:
+            row.status = states.move("class", states.CLASS, row.status, "deem")
+            row.confirmed_how = "deemed"
+            row.decided_at = now
+            deemed.append(row.id)
+        session.flush()
+        release_ready(session, contract, now)
+    return deemed
+
+
+def list_classes(
+    session: Session, *, caller: Caller, institution_id: UUID, contract_id: UUID, cursor: str | None, limit: int
+) -> Page[ClassRecord]:
+    check_limit(limit)
+    visible_contract(session, caller, institution_id, contract_id)
+    query = (
+        select(ClassRecord)
+        .where(ClassRecord.institution_id == institution_id, ClassRecord.contract_id == contract_id)
+        .order_by(ClassRecord.id)
+        .limit(limit + 1)
+    )
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(ClassRecord.id > after)
+    rows = list(session.scalars(query).all())
+    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)

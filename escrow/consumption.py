@@ -1,0 +1,196 @@
+"""Money following consumption: what a class releases, what a refund returns (shared by every flow).
+
+A contract's paid amount P is spread over its T hours (bought + bonus) cumulatively: after H hours
+have been released, R = floor(P * H / T) fen have left prepaid. Each class takes the difference, so
+rounding never leaves a remainder behind: the last class takes what is left.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from escrow.idempotency import IdempotencyKey
+from escrow.ledger.engine import open_account, post_transaction
+from escrow.ledger.model import Side, credit, debit
+from escrow.ledger.records import Account
+from escrow.records import ClassRecord, Collection, Contract, Payout, RefundRequest
+
+SYSTEM = "system:ledger"  # the caller of postings the service makes itself, keyed by their cause
+HELD_HOURS = ("pending", "disputed")  # recorded, not yet confirmed: not refundable, not yet released
+
+
+def account_id(session: Session, institution_id: UUID, code: str) -> UUID:
+    return session.scalars(
+        select(Account.id).where(Account.institution_id == institution_id, Account.code == code)
+    ).one()
+
+
+def refund_payable_account(session: Session, contract: Contract) -> UUID:
+    return open_account(
+        session, institution_id=contract.institution_id, code=f"refund_payable:{contract.id}", normal_side=Side.CREDIT
+    ).id
+
+
+def paid_fen(session: Session, contract: Contract) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(Collection.amount_fen), 0)).where(
+            Collection.institution_id == contract.institution_id, Collection.contract_id == contract.id
+        )
+    )
+    return int(total or 0)
+
+
+def _hours(session: Session, contract: Contract, *, released: bool | None, statuses: tuple[str, ...]) -> int:
+    query = select(func.coalesce(func.sum(ClassRecord.hours), 0)).where(
+        ClassRecord.institution_id == contract.institution_id,
+        ClassRecord.contract_id == contract.id,
+        ClassRecord.status.in_(statuses),
+    )
+    if released is not None:  # released: its share was worked out (and moved, when above zero)
+        query = query.where(ClassRecord.amount_fen.is_not(None) if released else ClassRecord.amount_fen.is_(None))
+    return int(session.scalar(query) or 0)
+
+
+def released_fen(session: Session, contract: Contract) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(ClassRecord.amount_fen), 0)).where(
+            ClassRecord.institution_id == contract.institution_id, ClassRecord.contract_id == contract.id
+        )
+    )
+    return int(total or 0)
+
+
+def total_hours(contract: Contract) -> int:
+    return contract.hours_bought + contract.bonus_hours
+
+
+def hours_used(session: Session, contract: Contract) -> int:
+    """Hours recorded and not returned: pending, disputed or confirmed."""
+    return _hours(session, contract, released=None, statuses=("pending", "disputed", "confirmed"))
+
+
+def share(paid: int, hours: int, total: int) -> int:
+    return paid * hours // total
+
+
+def held_fen(session: Session, contract: Contract) -> int:
+    return int(
+        session.scalar(
+            select(Account.balance).where(
+                Account.institution_id == contract.institution_id, Account.id == contract.prepaid_account_id
+            )
+        )
+        or 0
+    )
+
+
+def release_blocked(session: Session, contract: Contract) -> bool:
+    """An open refund request or an open dispute holds back release for the whole contract."""
+    open_refund = session.scalar(
+        select(RefundRequest.id).where(
+            RefundRequest.institution_id == contract.institution_id,
+            RefundRequest.contract_id == contract.id,
+            RefundRequest.status == "open",
+        )
+    )
+    return open_refund is not None or _hours(session, contract, released=None, statuses=("disputed",)) > 0
+
+
+def release_ready(session: Session, contract: Contract, now: datetime) -> int:
+    """Release every confirmed, unreleased class of the contract unless release is held back; fen released."""
+    if release_blocked(session, contract):
+        return 0
+    waiting = session.scalars(
+        select(ClassRecord)
+        .where(
+            ClassRecord.institution_id == contract.institution_id,
+            ClassRecord.contract_id == contract.id,
+            ClassRecord.status == "confirmed",
+            ClassRecord.amount_fen.is_(None),
+        )
+        .order_by(ClassRecord.given_on, ClassRecord.id)
+    ).all()
+    if not waiting:
+        return 0
+    paid, total = paid_fen(session, contract), total_hours(contract)
+    hours_done = _hours(session, contract, released=True, statuses=("confirmed",))
+    released_before = released_fen(session, contract)  # what actually moved, whatever was paid then
+    releasable = account_id(session, contract.institution_id, "releasable")
+    moved = 0
+    for record in waiting:
+        hours_done += record.hours
+        amount = share(paid, hours_done, total) - released_before
+        released_before += amount
+        record.amount_fen = amount
+        if amount > 0:
+            entry = post_transaction(
+                session,
+                institution_id=contract.institution_id,
+                kind="class_released",
+                legs=[debit(contract.prepaid_account_id, amount), credit(releasable, amount)],
+                idempotency=IdempotencyKey(SYSTEM, f"release:{record.id}"),
+                metadata={"contract_id": str(contract.id), "class_id": str(record.id), "hours": record.hours},
+            )
+            record.release_transaction_id = entry.id
+            moved += amount
+    session.flush()
+    return moved
+
+
+def refundable_fen(session: Session, contract: Contract) -> int:
+    """What is unconsumed: held, less the value of hours recorded but not yet confirmed."""
+    paid, total = paid_fen(session, contract), total_hours(contract)
+    released_hours = _hours(session, contract, released=True, statuses=("confirmed",))
+    committed = _hours(session, contract, released=False, statuses=("confirmed", *HELD_HOURS))
+    reserved = share(paid, released_hours + committed, total) - released_fen(session, contract)
+    return max(held_fen(session, contract) - reserved, 0)
+
+
+def refund_remaining(session: Session, contract: Contract, *, cause: str, now: datetime) -> Payout | None:
+    """Move what is unconsumed to refund_payable and instruct the bank to pay the family."""
+    amount = refundable_fen(session, contract)
+    if amount == 0:
+        return None
+    owed = refund_payable_account(session, contract)
+    entry = post_transaction(
+        session,
+        institution_id=contract.institution_id,
+        kind="refund_approved",
+        legs=[debit(contract.prepaid_account_id, amount), credit(owed, amount)],
+        idempotency=IdempotencyKey(SYSTEM, f"refund:{cause}"),
+        metadata={"contract_id": str(contract.id), "cause": cause},
+    )
+    if entry.replayed:
+        return None
+    return instruct_refund(session, contract, amount, now)
+
+
+def instruct_refund(session: Session, contract: Contract, amount: int, now: datetime) -> Payout | None:
+    """A payout instruction to the family for `amount`, unless one is already in flight."""
+    from escrow.ids import new_id
+
+    in_flight = session.scalar(
+        select(Payout.id).where(
+            Payout.institution_id == contract.institution_id,
+            Payout.contract_id == contract.id,
+            Payout.kind == "refund",
+            Payout.status == "instructed",
+        )
+    )
+    if in_flight is not None:
+        return None
+    payout = Payout(
+        institution_id=contract.institution_id,
+        id=new_id(),
+        kind="refund",
+        contract_id=contract.id,
+        amount_fen=amount,
+        instructed_at=now,
+    )
+    session.add(payout)
+    session.flush()
+    return payout
