@@ -80,7 +80,7 @@ def _class_for_update(
     row = session.scalars(
         select(ClassRecord)
         .where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
     return row, contract
@@ -207,7 +207,7 @@ def deem_classes_confirmed(session: Session, *, now: datetime) -> list[UUID]:
     ).all()
     deemed: list[UUID] = []
     for institution_id, contract_id in contracts:
-        contract = session.get_one(Contract, (institution_id, contract_id), with_for_update=True)
+        contract = session.get_one(Contract, (institution_id, contract_id), with_for_update={"key_share": True})
         due = session.scalars(
             select(ClassRecord)
             .where(
@@ -216,7 +216,7 @@ def deem_classes_confirmed(session: Session, *, now: datetime) -> list[UUID]:
                 ClassRecord.status == "pending",
                 ClassRecord.confirm_by < now.date(),
             )
-            .with_for_update()
+            .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         ).all()
         for row in due:

@@ -72,6 +72,49 @@ def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+@app.command()
+def demo(
+    institutions: int = typer.Option(690, min=1, help="how many institutions the district has"),
+    seed: int = typer.Option(1, help="the random seed: the same seed gives the same district"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(1, min=1, help="worker processes"),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve the API once seeded"),
+) -> None:
+    """Seed a demo district in a fresh database of its own (escrow_demo), print a token per role, then serve."""
+    import time
+
+    from escrow.demo import seed_demo
+    from escrow.embedded import recreate_database
+
+    started = time.monotonic()
+    settings = get_settings()
+    server = resolve_database_url(settings.model_copy(update={"embedded_database_name": "postgres"}))
+    url = recreate_database(server, "escrow_demo")
+    engine = make_engine(url, pool_size=1)
+    upgrade_to_head(engine)
+    engine.dispose()
+    with typer.progressbar(length=institutions, label="seeding the demo district") as bar:
+        district = seed_demo(url, institutions=institutions, seed=seed, progress=bar.update)
+    typer.echo(
+        f"{len(district.institutions)} institutions, {district.contracts} contracts, "
+        f"{district.collected_fen / 100:,.2f} yuan collected; seeded in {time.monotonic() - started:.1f} s"
+    )
+    for behaviour, institution_id in district.bad.items():
+        typer.echo(f"  behaving badly ({behaviour}): {institution_id}")
+    typer.echo("tokens (Authorization: Bearer ...):")
+    for role, secret in district.tokens.items():
+        typer.echo(f"  {role:<12} {secret}")
+    if serve_after:
+        os.environ["ESCROW_DATABASE_URL"] = url
+        get_settings.cache_clear()
+        import uvicorn
+
+        signal.signal(signal.SIGTERM, _exit_quietly)
+        typer.echo(f"escrow serving the demo on http://{host}:{port} (docs at /docs)")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""

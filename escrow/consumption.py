@@ -133,6 +133,7 @@ def release_ready(session: Session, contract: Contract, now: datetime) -> int:
                 kind="class_released",
                 legs=[debit(contract.prepaid_account_id, amount), credit(releasable, amount)],
                 idempotency=IdempotencyKey(SYSTEM, f"release:{record.id}"),
+                effective_at=now,
                 metadata={"contract_id": str(contract.id), "class_id": str(record.id), "hours": record.hours},
             )
             record.release_transaction_id = entry.id
@@ -162,6 +163,7 @@ def refund_remaining(session: Session, contract: Contract, *, cause: str, now: d
         kind="refund_approved",
         legs=[debit(contract.prepaid_account_id, amount), credit(owed, amount)],
         idempotency=IdempotencyKey(SYSTEM, f"refund:{cause}"),
+        effective_at=now,
         metadata={"contract_id": str(contract.id), "cause": cause},
     )
     if entry.replayed:

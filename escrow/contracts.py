@@ -114,7 +114,7 @@ def visible_contract(
         Contract.institution_id == institution_id, Contract.id == contract_id, contract_scope(caller)
     )
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     row = session.scalars(query).one_or_none()
     if row is None:
         raise NotFound(f"contract {contract_id} does not exist or is outside your scope")

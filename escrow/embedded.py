@@ -36,3 +36,15 @@ def ensure_database(server_url: str, database: str) -> None:
                 conn.execute(text(f'CREATE DATABASE "{database}"'))
     finally:
         engine.dispose()
+
+
+def recreate_database(server_url: str, database: str) -> str:
+    """Drop `database` if it exists and make it anew on the server; its URL."""
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{database}"'))
+    finally:
+        engine.dispose()
+    return make_url(server_url).set(database=database).render_as_string(hide_password=False)

@@ -23,7 +23,7 @@ from escrow.records import ClassRecord, Contract, Hold, Institution, RefundReque
 def _locked_institution(session: Session, caller: Caller, institution_id: UUID) -> Institution:
     require_role(caller, Role.REGULATOR)
     visible_institution(session, caller, institution_id)
-    return session.get_one(Institution, institution_id, with_for_update=True, populate_existing=True)
+    return session.get_one(Institution, institution_id, with_for_update={"key_share": True}, populate_existing=True)
 
 
 def place_hold(session: Session, *, caller: Caller, institution_id: UUID, reason: str, now: datetime) -> Hold:
@@ -40,7 +40,7 @@ def lift_hold(
     session: Session, *, caller: Caller, institution_id: UUID, hold_id: UUID, reason: str, now: datetime
 ) -> Hold:
     institution = _locked_institution(session, caller, institution_id)
-    hold = session.get(Hold, (institution_id, hold_id), with_for_update=True)
+    hold = session.get(Hold, (institution_id, hold_id), with_for_update={"key_share": True})
     if hold is None:
         raise NotFound(f"hold {hold_id} does not exist on this institution")
     if hold.lifted_at is not None:
@@ -73,7 +73,7 @@ def close_institution(
             select(Contract)
             .where(Contract.institution_id == institution_id, Contract.status.in_(("active", "refunded")))
             .order_by(Contract.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).all()
         for contract in contracts:
             _close_contract(session, contract, reason, caller.principal, now)

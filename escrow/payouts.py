@@ -34,7 +34,7 @@ def make_payouts(session: Session, *, now: datetime) -> list[UUID]:
     ).all()
     made = []
     for institution_id in institutions:
-        institution = session.get_one(Institution, institution_id, with_for_update=True)
+        institution = session.get_one(Institution, institution_id, with_for_update={"key_share": True})
         if institution.status != "active":  # a hold blocks payouts to the institution
             continue
         policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=now.date())
@@ -49,7 +49,7 @@ def request_payout(
 ) -> tuple[Payout | None, bool]:
     """The institution asks for everything released so far, whatever the cadence."""
     institution = own_institution(session, caller, institution_id)
-    locked = session.get_one(Institution, institution.id, with_for_update=True, populate_existing=True)
+    locked = session.get_one(Institution, institution.id, with_for_update={"key_share": True}, populate_existing=True)
     if locked.status != "active":
         raise InstitutionOnHold(f"institution {institution_id} is {locked.status}: payouts are blocked")
 
@@ -79,7 +79,7 @@ def _instruct_release(
             ClassRecord.payout_id.is_(None),
         )
         .order_by(ClassRecord.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     due = list(unpaid) if on_request else _due(session, institution_id, policy, list(unpaid), now)
     amount = sum(c.amount_fen or 0 for c in due)
@@ -97,6 +97,7 @@ def _instruct_release(
             credit(account_id(session, institution_id, PAYOUT_PENDING), amount),
         ],
         idempotency=IdempotencyKey(SYSTEM, f"payout:{payout.id}"),
+        effective_at=now,
         metadata={"payout_id": str(payout.id), "classes": len(due)},
     )
     payout.instruct_transaction_id = entry.id
@@ -168,7 +169,9 @@ def settle_payout(
     visible_institution(session, caller, institution_id)
 
     def perform() -> Payout:
-        payout = session.get(Payout, (institution_id, payout_id), with_for_update=True, populate_existing=True)
+        payout = session.get(
+            Payout, (institution_id, payout_id), with_for_update={"key_share": True}, populate_existing=True
+        )
         if payout is None:
             raise NotFound(f"payout {payout_id} does not exist in this institution")
         payout.status = states.move("payout", states.PAYOUT, payout.status, "execute" if executed else "fail")
@@ -185,6 +188,7 @@ def settle_payout(
                 kind="payout_executed" if executed else "payout_failed",
                 legs=legs,
                 idempotency=IdempotencyKey(SYSTEM, f"settle:{payout.id}"),
+                effective_at=now,
                 metadata={"payout_id": str(payout.id), "note": note},
             )
             payout.settle_transaction_id = entry.id

@@ -99,8 +99,10 @@ def deem_refunds_approved(session: Session, *, now: datetime) -> list[UUID]:
                 RefundRequest.institution_id == institution_id, RefundRequest.id == request_id
             )
         )
-        contract = session.get_one(Contract, (institution_id, contract_id), with_for_update=True)
-        row = session.get_one(RefundRequest, (institution_id, request_id), with_for_update=True, populate_existing=True)
+        contract = session.get_one(Contract, (institution_id, contract_id), with_for_update={"key_share": True})
+        row = session.get_one(
+            RefundRequest, (institution_id, request_id), with_for_update={"key_share": True}, populate_existing=True
+        )
         if row.status != "open":
             continue
         _approve(session, row, contract, event="deem", decided_by="system:deemed", now=now)
@@ -141,7 +143,9 @@ def _request_for_update(
     if contract_id is None:
         raise NotFound(f"refund request {request_id} does not exist or is outside your scope")
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
-    row = session.get_one(RefundRequest, (institution_id, request_id), with_for_update=True, populate_existing=True)
+    row = session.get_one(
+        RefundRequest, (institution_id, request_id), with_for_update={"key_share": True}, populate_existing=True
+    )
     return row, contract
 
 

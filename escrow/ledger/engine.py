@@ -149,7 +149,7 @@ def reverse_transaction(
     original = session.scalars(
         select(JournalTransaction)
         .where(JournalTransaction.institution_id == institution_id, JournalTransaction.id == transaction_id)
-        .with_for_update(key_share=False)
+        .with_for_update(key_share=True)
     ).one_or_none()
     if original is None:
         raise NotFound(f"journal transaction {transaction_id} does not exist in this institution")

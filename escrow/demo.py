@@ -1,0 +1,365 @@
+"""A demo district at the scale of a real one: 690 institutions, about 50 million yuan collected over
+a few months, with classes, disputes, refunds and payouts, and a handful of institutions behaving
+badly for the risk alerts to find. Deterministic for a given seed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from uuid import UUID
+
+from sqlalchemy.orm import Session
+
+from escrow.access import Caller, Role
+from escrow.classes import confirm_class, deem_classes_confirmed, dispute_class, record_class, resolve_dispute
+from escrow.collections import collect
+from escrow.contracts import GuardianDetails, sign_contract
+from escrow.courses import create_course
+from escrow.database import make_engine, make_sessionmaker
+from escrow.holds import place_hold
+from escrow.identity import CREDIT_CODE_CHARS, credit_code_check_char
+from escrow.ids import new_id
+from escrow.institutions import register_institution
+from escrow.jurisdictions import add_jurisdiction
+from escrow.payouts import make_payouts, settle_payout
+from escrow.policy import CourseCategory
+from escrow.records import Payout
+from escrow.refunds import decide_refund, deem_refunds_approved, request_refund
+from escrow.tokens import issue_token
+
+JURISDICTION = "310104"
+BANK = "demo_bank"
+SUBJECTS = ["Maths", "English", "Chinese", "Physics", "Chemistry"]
+ARTS = ["Piano", "Painting", "Go", "Swimming", "Robotics", "Dance"]
+SURNAMES = [
+    "Wang",
+    "Li",
+    "Zhang",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Zhao",
+    "Huang",
+    "Zhou",
+    "Wu",
+    "Xu",
+    "Sun",
+    "Hu",
+    "Zhu",
+    "Gao",
+    "Lin",
+    "He",
+    "Guo",
+    "Ma",
+    "Luo",
+]
+
+
+class Behaviour:
+    GOOD = "good"
+    REFUND_SURGE = "refund_surge"  # many families asking for their money back this week
+    IDLE = "idle"  # money held, no classes recorded for over a month
+    COLLECTION_SURGE = "collection_surge"  # a rush of prepayments in the last days
+    SILENT_PARENTS = "silent_parents"  # nearly every class only deemed confirmed
+    ON_HOLD = "on_hold"  # frozen by the bureau
+
+
+BAD = [
+    Behaviour.REFUND_SURGE,
+    Behaviour.IDLE,
+    Behaviour.COLLECTION_SURGE,
+    Behaviour.SILENT_PARENTS,
+    Behaviour.ON_HOLD,
+]
+
+
+@dataclass
+class DemoDistrict:
+    institutions: list[UUID] = field(default_factory=list)
+    bad: dict[str, UUID] = field(default_factory=dict)
+    collected_fen: int = 0
+    contracts: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def seed_demo(
+    url: str,
+    *,
+    institutions: int = 690,
+    seed: int = 1,
+    now: datetime | None = None,
+    workers: int = 2,
+    progress: Callable[[int], None] = lambda _: None,
+) -> DemoDistrict:
+    """Seed the district into the database at `url`, institutions in parallel processes;
+    `progress(n)` is told as institutions are done. Each institution has its own random stream,
+    so the district is the same whatever the number of workers."""
+    now = now or datetime.now(UTC)
+    db = make_sessionmaker(make_engine(url, pool_size=2))
+    with db.begin() as s:
+        add_jurisdiction(s, code=JURISDICTION, name="Xuhui District")
+    bad_slots = {i * (institutions // len(BAD)) + 3: b for i, b in enumerate(BAD)} if institutions >= 10 else {}
+    chunks = [list(range(start, min(start + 10, institutions))) for start in range(0, institutions, 10)]
+    district = DemoDistrict()
+    seeded: list[tuple[int, UUID, int, int]] = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_seed_chunk, url, chunk, seed, bad_slots, now) for chunk in chunks]
+        for job in as_completed(jobs):
+            done = job.result()
+            seeded += done
+            progress(len(done))
+    for n, inst, collected, contracts in sorted(seeded):
+        district.institutions.append(inst)
+        district.collected_fen += collected
+        district.contracts += contracts
+        if n in bad_slots:
+            district.bad[bad_slots[n]] = inst
+    with db.begin() as s:  # the scheduler's first pass over what the months left behind
+        deem_classes_confirmed(s, now=now)
+        deem_refunds_approved(s, now=now)
+        make_payouts(s, now=now)
+    with db.begin() as s:
+        _bank_executes(s, random.Random(seed), now)
+        district.tokens = _tokens(s, district)
+    return district
+
+
+def _seed_chunk(
+    url: str, numbers: list[int], seed: int, bad_slots: dict[int, str], now: datetime
+) -> list[tuple[int, UUID, int, int]]:
+    engine = make_engine(url, pool_size=1)
+    db = make_sessionmaker(engine)
+    regulator = Caller(token_id=new_id(), role=Role.REGULATOR, jurisdictions=frozenset({JURISDICTION}))
+    done = []
+    for n in numbers:
+        with db.begin() as s:
+            rng = random.Random(f"{seed}-{n}")
+            inst, collected, contracts = _seed_institution(s, rng, regulator, n, bad_slots.get(n, Behaviour.GOOD), now)
+        done.append((n, inst, collected, contracts))
+    engine.dispose()
+    return done
+
+
+def _seed_institution(
+    s: Session, rng: random.Random, regulator: Caller, n: int, behaviour: str, now: datetime
+) -> tuple[UUID, int, int]:
+    opened = now - timedelta(days=rng.randint(100, 120))
+    inst = register_institution(
+        s,
+        caller=regulator,
+        name=f"{rng.choice(SURNAMES)} {rng.choice(['Bright', 'Star', 'Future', 'Sun', 'Wisdom'])} Education {n + 1}",
+        credit_code=_credit_code(rng),
+        jurisdiction_code=JURISDICTION,
+        custody_bank=BANK,
+        custody_account=f"6222{rng.randrange(10**12):012d}",
+        supervision_model=None,
+        today=opened.date(),
+    )
+    school = Caller(token_id=new_id(), role=Role.INSTITUTION, institution_id=inst.id)
+    courses = [_course(s, rng, school, inst.id, opened) for _ in range(rng.randint(1, 3))]
+    contracts = 14 if behaviour == Behaviour.COLLECTION_SURGE else rng.randint(7, 12)
+    collected = 0
+    for k in range(contracts):
+        course_id, category, unit = rng.choice(courses)
+        recent = behaviour == Behaviour.COLLECTION_SURGE and k >= 3
+        signed = now - timedelta(days=rng.randint(1, 3)) if recent else now - timedelta(days=rng.randint(20, 95))
+        collected += _contract(s, rng, school, inst.id, course_id, category, unit, signed, now, behaviour, k)
+    if behaviour == Behaviour.ON_HOLD:
+        place_hold(s, caller=regulator, institution_id=inst.id, reason="unpaid rent reported by landlord", now=now)
+    return inst.id, collected, contracts
+
+
+def _course(
+    s: Session, rng: random.Random, school: Caller, institution_id: UUID, opened: datetime
+) -> tuple[UUID, CourseCategory, int]:
+    subject = rng.random() < 0.75
+    guide = rng.choice([10_000, 12_000, 15_000, 18_000, 20_000])
+    unit = guide + rng.randint(0, guide // 10) if subject else rng.choice([6_000, 9_000, 12_000, 16_000])
+    category = CourseCategory.SUBJECT if subject else CourseCategory.NON_SUBJECT
+    course = create_course(
+        s,
+        caller=school,
+        institution_id=institution_id,
+        name=rng.choice(SUBJECTS if subject else ARTS) + f" level {rng.randint(1, 6)}",
+        category=category,
+        unit_price_fen=unit,
+        guide_price_fen=guide if subject else None,
+        today=opened.date(),
+    )
+    return course.id, category, unit
+
+
+def _contract(
+    s: Session,
+    rng: random.Random,
+    school: Caller,
+    institution_id: UUID,
+    course_id: UUID,
+    category: CourseCategory,
+    unit: int,
+    signed: datetime,
+    now: datetime,
+    behaviour: str,
+    k: int,
+) -> int:
+    most = 60 if category is CourseCategory.SUBJECT else min(60, 500_000 // unit)
+    hours = rng.randint(max(10, most * 2 // 3), most) // 2 * 2  # classes are 2 hours
+    bonus = min(rng.choice([0, 0, 2, 4]), 60 - hours)
+    phone = f"13{rng.randrange(10**9):09d}"
+    view = sign_contract(
+        s,
+        caller=school,
+        institution_id=institution_id,
+        course_id=course_id,
+        guardian=GuardianDetails(f"{rng.choice(SURNAMES)} {rng.choice(['Min', 'Jing', 'Wei', 'Fang', 'Lei'])}", phone),
+        student_name=f"{rng.choice(SURNAMES)} {rng.choice(['Xiao', 'Tong', 'Yu', 'Hao', 'Xin'])}",
+        hours_bought=hours,
+        bonus_hours=bonus,
+        term_start=signed.date(),
+        term_end=signed.date() + timedelta(days=85),
+        now=signed,
+    )
+    contract = view.contract
+    paid_at = signed + timedelta(hours=rng.randint(1, 48))
+    paid_at = min(paid_at, now - timedelta(minutes=1))
+    collect(
+        s,
+        caller=school,
+        institution_id=institution_id,
+        contract_id=contract.id,
+        amount_fen=contract.price_fen,
+        bank_reference=f"DB{paid_at:%Y%m%d}{rng.randrange(10**8):08d}",
+        collected_at=paid_at,
+        idempotency_key=f"demo-{contract.id}",
+        now=now,
+    )
+    family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=contract.guardian_id)
+    _classes(s, rng, school, family, contract.id, institution_id, signed, now, behaviour, hours + bonus)
+    refunding = (behaviour == Behaviour.REFUND_SURGE and k < 4) or rng.random() < 0.04
+    if refunding:
+        asked = now - timedelta(days=rng.randint(0, 5) if behaviour == Behaviour.REFUND_SURGE else rng.randint(0, 20))
+        request = request_refund(
+            s, caller=family, institution_id=institution_id, contract_id=contract.id, reason="moving", now=asked
+        )
+        if rng.random() < 0.5 and behaviour != Behaviour.REFUND_SURGE:
+            decide_refund(
+                s,
+                caller=school,
+                institution_id=institution_id,
+                request_id=request.id,
+                approve=rng.random() < 0.8,
+                reason="classes were given as agreed",
+                idempotency_key=f"demo-r-{request.id}",
+                now=asked,
+            )
+    return contract.price_fen
+
+
+def _classes(
+    s: Session,
+    rng: random.Random,
+    school: Caller,
+    family: Caller,
+    contract_id: UUID,
+    institution_id: UUID,
+    signed: datetime,
+    now: datetime,
+    behaviour: str,
+    hours_left: int,
+) -> None:
+    last_day = (now - timedelta(days=35)).date() if behaviour == Behaviour.IDLE else now.date()
+    day = signed.date() + timedelta(days=rng.randint(1, 6))
+    while day <= last_day and day < signed.date() + timedelta(days=85) and hours_left >= 2:
+        hours_left -= 2
+        given = datetime.combine(day, time(18), UTC)
+        record = record_class(
+            s,
+            caller=school,
+            institution_id=institution_id,
+            contract_id=contract_id,
+            hours=2,
+            given_on=day,
+            now=max(given, now) if day == now.date() else given,
+        )
+        roll = rng.random()
+        silent = 0.9 if behaviour == Behaviour.SILENT_PARENTS else 0.3
+        answered = min(given + timedelta(days=rng.randint(0, 3)), now)
+        if roll < 0.02:
+            dispute_class(
+                s,
+                caller=family,
+                institution_id=institution_id,
+                class_id=record.id,
+                reason="the class was cancelled",
+                idempotency_key=f"demo-d-{record.id}",
+                now=answered,
+            )
+            if rng.random() < 0.5:
+                resolve_dispute(
+                    s,
+                    caller=Caller(token_id=new_id(), role=Role.REGULATOR, jurisdictions=frozenset({JURISDICTION})),
+                    institution_id=institution_id,
+                    class_id=record.id,
+                    upheld=rng.random() < 0.5,
+                    note="checked the attendance sheet",
+                    idempotency_key=f"demo-x-{record.id}",
+                    now=answered,
+                )
+        elif roll > silent and answered <= now:
+            confirm_class(
+                s,
+                caller=family,
+                institution_id=institution_id,
+                class_id=record.id,
+                idempotency_key=f"demo-c-{record.id}",
+                now=answered,
+            )
+        day += timedelta(days=rng.choice([7, 7, 3, 4]))
+        if rng.random() < 0.15:  # some contracts are not used up yet
+            break
+
+
+def _bank_executes(s: Session, rng: random.Random, now: datetime) -> None:
+    from sqlalchemy import select
+
+    bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
+    for payout in s.scalars(select(Payout).where(Payout.status == "instructed")).all():
+        if rng.random() < 0.97:
+            settle_payout(
+                s,
+                caller=bank,
+                institution_id=payout.institution_id,
+                payout_id=payout.id,
+                executed=True,
+                note=f"EX{rng.randrange(10**10):010d}",
+                idempotency_key=f"demo-p-{payout.id}",
+                now=now,
+            )
+
+
+def _tokens(s: Session, district: DemoDistrict) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from escrow.records import Contract, Guardian
+
+    first = district.institutions[0]
+    phone = s.scalar(
+        select(Guardian.phone)
+        .join(Contract, Contract.guardian_id == Guardian.id)
+        .where(Contract.institution_id == first)
+    )
+    return {
+        "regulator": issue_token(s, role=Role.REGULATOR, jurisdictions=[JURISDICTION], label="demo")[1],
+        "institution": issue_token(s, role=Role.INSTITUTION, institution_id=first, label="demo")[1],
+        "parent": issue_token(s, role=Role.PARENT, guardian_phone=phone, label="demo")[1],
+        "bank": issue_token(s, role=Role.BANK, bank_code=BANK, label="demo")[1],
+    }
+
+
+def _credit_code(rng: random.Random) -> str:
+    first = "52" + JURISDICTION + "".join(rng.choice(CREDIT_CODE_CHARS) for _ in range(9))
+    return first + credit_code_check_char(first)
