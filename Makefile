@@ -12,7 +12,7 @@ $(BIN)/escrow: pyproject.toml
 	touch $@
 
 run: $(BIN)/escrow
-	$(BIN)/escrow serve
+	$(BIN)/escrow demo
 
 lint: $(BIN)/escrow
 	$(BIN)/ruff check escrow api tests migrations scripts bench
