@@ -27,7 +27,7 @@ from escrow.institutions import register_institution
 from escrow.jurisdictions import add_jurisdiction
 from escrow.payouts import make_payouts, settle_payout
 from escrow.policy import CourseCategory
-from escrow.records import Payout
+from escrow.records import Institution, Payout
 from escrow.refunds import decide_refund, deem_refunds_approved, request_refund
 from escrow.tokens import issue_token
 
@@ -327,7 +327,13 @@ def _bank_executes(s: Session, rng: random.Random, now: datetime) -> None:
     from sqlalchemy import select
 
     bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
-    for payout in s.scalars(select(Payout).where(Payout.status == "instructed")).all():
+    instructed = (
+        select(Payout)
+        .join(Institution, Institution.id == Payout.institution_id)
+        .where(Payout.status == "instructed", Institution.custody_bank == BANK)
+        .order_by(Payout.id)
+    )
+    for payout in s.scalars(instructed).all():
         if rng.random() < 0.97:
             settle_payout(
                 s,
