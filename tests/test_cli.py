@@ -128,3 +128,22 @@ def test_tokens_are_created_listed_and_revoked_from_the_command_line(database_ur
 
     refused = escrow("tokens", "create", "--role", "regulator", "--jurisdiction", "999998")
     assert refused.returncode == 2 and "unknown" in refused.stderr
+
+
+def test_jobs_run_by_hand(database_url: str, engine: Engine) -> None:
+    env = env_with(ESCROW_DATABASE_URL=database_url)
+
+    def escrow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ESCROW, "jobs", *args], env=env, capture_output=True, text=True, check=False)
+
+    listing = escrow("list").stdout
+    assert {"deem_classes_confirmed", "deem_refunds_approved", "make_payouts"} <= {
+        line.split()[0] for line in listing.splitlines()
+    }
+    ran = escrow("run", "deem_refunds_approved", "--now", "2020-01-01T09:00:00+08:00")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "deem_refunds_approved: 0 changed"
+    naive = escrow("run", "make_payouts", "--now", "2020-01-01T09:00:00")
+    assert naive.returncode == 2 and "time zone" in naive.stderr
+    unknown = escrow("run", "no_such_job")
+    assert unknown.returncode == 2 and "no job named" in unknown.stderr
