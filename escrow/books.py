@@ -16,7 +16,7 @@ from escrow.institutions import visible_institution
 from escrow.ledger.engine import balance_of, get_entry
 from escrow.ledger.model import JournalEntry
 from escrow.ledger.records import Account, JournalTransaction, Posting
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 
 # what each account kind is called in reports; the part of an account code before ':'
 OWED_KINDS = ("prepaid", "releasable", "payout_pending", "refund_payable")
@@ -87,7 +87,6 @@ def list_transactions(
     limit: int,
 ) -> Page[JournalEntry]:
     """Journal transactions of an institution, or only those touching one contract's money."""
-    check_limit(limit)
     query = select(JournalTransaction.id).where(JournalTransaction.institution_id == institution_id)
     if contract_id is None:
         require_role(caller, Role.REGULATOR, Role.INSTITUTION, Role.BANK)
@@ -101,12 +100,9 @@ def list_transactions(
                 )
             )
         )
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(JournalTransaction.id > after)
-    ids = list(session.scalars(query.order_by(JournalTransaction.id).limit(limit + 1)).all())
-    entries = [get_entry(session, institution_id=institution_id, transaction_id=t) for t in ids[:limit]]
-    return page_of(entries, limit, ids[limit - 1] if len(ids) > limit else None)
+    ids = keyset(session, query, JournalTransaction.id, cursor=cursor, limit=limit, key=lambda t: t)
+    entries = [get_entry(session, institution_id=institution_id, transaction_id=t) for t in ids.items]
+    return Page(entries, ids.next_cursor)
 
 
 def get_transaction(session: Session, *, caller: Caller, institution_id: UUID, transaction_id: UUID) -> JournalEntry:

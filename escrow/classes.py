@@ -19,7 +19,7 @@ from escrow.idempotency import IdempotencyKey, run_once
 from escrow.ids import new_id
 from escrow.institutions import own_institution, visible_institution
 from escrow.jurisdictions import policy_version
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.records import ClassRecord, Contract
 
 
@@ -232,16 +232,8 @@ def deem_classes_confirmed(session: Session, *, now: datetime) -> list[UUID]:
 def list_classes(
     session: Session, *, caller: Caller, institution_id: UUID, contract_id: UUID, cursor: str | None, limit: int
 ) -> Page[ClassRecord]:
-    check_limit(limit)
     visible_contract(session, caller, institution_id, contract_id)
-    query = (
-        select(ClassRecord)
-        .where(ClassRecord.institution_id == institution_id, ClassRecord.contract_id == contract_id)
-        .order_by(ClassRecord.id)
-        .limit(limit + 1)
+    query = select(ClassRecord).where(
+        ClassRecord.institution_id == institution_id, ClassRecord.contract_id == contract_id
     )
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(ClassRecord.id > after)
-    rows = list(session.scalars(query).all())
-    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    return keyset(session, query, ClassRecord.id, cursor=cursor, limit=limit)

@@ -22,7 +22,7 @@ from escrow.jurisdictions import policy_version
 from escrow.ledger.engine import record_entry
 from escrow.ledger.model import credit, debit
 from escrow.ledger.records import Account
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.policy import CourseCategory, cap_problems
 from escrow.records import Collection, Contract, Course
 
@@ -131,20 +131,10 @@ def _check_collection(session: Session, contract: Contract, amount_fen: int, ban
 def list_collections(
     session: Session, *, caller: Caller, institution_id: UUID, contract_id: UUID, cursor: str | None, limit: int
 ) -> Page[Collection]:
-    check_limit(limit)
     visible_institution(session, caller, institution_id)
     visible_contract(session, caller, institution_id, contract_id)
-    query = (
-        select(Collection)
-        .where(Collection.institution_id == institution_id, Collection.contract_id == contract_id)
-        .order_by(Collection.id)
-        .limit(limit + 1)
-    )
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Collection.id > after)
-    rows = list(session.scalars(query).all())
-    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    query = select(Collection).where(Collection.institution_id == institution_id, Collection.contract_id == contract_id)
+    return keyset(session, query, Collection.id, cursor=cursor, limit=limit)
 
 
 def get_collection(session: Session, *, caller: Caller, institution_id: UUID, collection_id: UUID) -> Collection:

@@ -18,7 +18,7 @@ from escrow.jurisdictions import policy_in_force
 from escrow.ledger.engine import open_account
 from escrow.ledger.model import Side
 from escrow.ledger.records import Account
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.policy import CourseCategory, cap_problems
 from escrow.records import Collection, Contract, Course, Guardian
 
@@ -130,17 +130,15 @@ def list_contracts(
     session: Session, *, caller: Caller, institution_id: UUID | None, cursor: str | None, limit: int
 ) -> Page[ContractView]:
     """The caller's contracts (a parent's own; an institution's; a regulator's jurisdictions)."""
-    check_limit(limit)
-    query = select(Contract, Guardian).join(Guardian, Guardian.id == Contract.guardian_id).where(contract_scope(caller))
+    query = select(Contract).where(contract_scope(caller))
     if institution_id is not None:
         visible_institution(session, caller, institution_id)
         query = query.where(Contract.institution_id == institution_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Contract.id > after)
-    rows = session.execute(query.order_by(Contract.id).limit(limit + 1)).all()
-    views = [_view(session, caller, c, g) for c, g in rows[:limit]]
-    return page_of(views, limit, rows[limit - 1][0].id if len(rows) > limit else None)
+    page = keyset(session, query, Contract.id, cursor=cursor, limit=limit)
+    holders = {
+        g.id: g for g in session.scalars(select(Guardian).where(Guardian.id.in_({c.guardian_id for c in page.items})))
+    }
+    return Page([_view(session, caller, c, holders[c.guardian_id]) for c in page.items], page.next_cursor)
 
 
 def _guardian(session: Session, details: GuardianDetails) -> Guardian:

@@ -13,7 +13,7 @@ from escrow.errors import InvalidRequest, NotFound, PolicyViolation
 from escrow.ids import new_id
 from escrow.institutions import own_institution, visible_institution
 from escrow.jurisdictions import policy_in_force
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.policy import CourseCategory, price_problem
 from escrow.records import Course
 
@@ -61,11 +61,6 @@ def get_course(session: Session, *, caller: Caller, institution_id: UUID, course
 def list_courses(
     session: Session, *, caller: Caller, institution_id: UUID, cursor: str | None, limit: int
 ) -> Page[Course]:
-    check_limit(limit)
     visible_institution(session, caller, institution_id)
-    query = select(Course).where(Course.institution_id == institution_id).order_by(Course.id).limit(limit + 1)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Course.id > after)
-    rows = list(session.scalars(query).all())
-    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    query = select(Course).where(Course.institution_id == institution_id)
+    return keyset(session, query, Course.id, cursor=cursor, limit=limit)

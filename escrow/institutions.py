@@ -15,7 +15,7 @@ from escrow.ids import new_id
 from escrow.jurisdictions import policy_in_force, visible_jurisdiction
 from escrow.ledger.engine import open_account
 from escrow.ledger.model import Side
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.policy import SupervisionModel
 from escrow.records import Institution
 
@@ -86,12 +86,7 @@ def own_institution(session: Session, caller: Caller, institution_id: UUID, *, l
 def list_institutions(
     session: Session, *, caller: Caller, cursor: str | None, limit: int, jurisdiction_code: str | None = None
 ) -> Page[Institution]:
-    check_limit(limit)
-    query = select(Institution).where(institution_scope(caller)).order_by(Institution.id).limit(limit + 1)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Institution.id > after)
+    query = select(Institution).where(institution_scope(caller))
     if jurisdiction_code is not None:
         query = query.where(Institution.jurisdiction_code == jurisdiction_code)
-    rows = list(session.scalars(query).all())
-    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    return keyset(session, query, Institution.id, cursor=cursor, limit=limit)

@@ -20,7 +20,7 @@ from escrow.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_in
 from escrow.jurisdictions import policy_in_force
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.model import Leg, credit, debit
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.policy import Policy, ReleaseCadence
 from escrow.records import ClassRecord, Contract, Institution, Payout
 
@@ -248,12 +248,7 @@ def reinstruct_refunds(session: Session, *, now: datetime) -> list[UUID]:
 def list_payouts(
     session: Session, *, caller: Caller, institution_id: UUID, cursor: str | None, limit: int
 ) -> Page[Payout]:
-    check_limit(limit)
     require_role(caller, Role.REGULATOR, Role.INSTITUTION, Role.BANK)
     visible_institution(session, caller, institution_id)
     query = select(Payout).where(Payout.institution_id == institution_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Payout.id > after)
-    rows = list(session.scalars(query.order_by(Payout.id).limit(limit + 1)).all())
-    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    return keyset(session, query, Payout.id, cursor=cursor, limit=limit)

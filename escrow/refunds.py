@@ -19,7 +19,7 @@ from escrow.idempotency import IdempotencyKey, run_once
 from escrow.ids import new_id
 from escrow.institutions import own_institution, visible_institution
 from escrow.jurisdictions import policy_version
-from escrow.paging import Page, check_limit, decode_cursor, page_of
+from escrow.paging import Page, keyset
 from escrow.records import Contract, RefundRequest
 
 
@@ -152,7 +152,6 @@ def _request_for_update(
 def list_refund_requests(
     session: Session, *, caller: Caller, institution_id: UUID, contract_id: UUID | None, cursor: str | None, limit: int
 ) -> Page[RefundRequest]:
-    check_limit(limit)
     visible_institution(session, caller, institution_id)
     query = select(RefundRequest).where(RefundRequest.institution_id == institution_id)
     if contract_id is not None or caller.role is Role.PARENT:
@@ -160,8 +159,4 @@ def list_refund_requests(
             raise NotFound("name the contract whose refund requests you want (contract_id)")
         visible_contract(session, caller, institution_id, contract_id)
         query = query.where(RefundRequest.contract_id == contract_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(RefundRequest.id > after)
-    rows = list(session.scalars(query.order_by(RefundRequest.id).limit(limit + 1)).all())
-    return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    return keyset(session, query, RefundRequest.id, cursor=cursor, limit=limit)
