@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from escrow import states
 from escrow.access import Caller, Role, require_role
+from escrow.audit import SYSTEM, note
 from escrow.calendar import add_working_days
 from escrow.consumption import hours_used, refund_remaining, release_ready, total_hours
 from escrow.contracts import visible_contract
@@ -60,7 +61,20 @@ def record_class(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "class.recorded",
+        institution_id=institution_id,
+        object_type="class",
+        object_id=row.id,
+        at=now,
+        after={"contract_id": contract_id, "hours": hours, "given_on": day, "confirm_by": row.confirm_by},
+    )
     return row
+
+
+_PAST = {"confirm": "confirmed", "dispute": "disputed", "uphold": "upheld", "reject": "dispute_rejected"}
 
 
 def _class_for_update(
@@ -99,24 +113,36 @@ def _decide(
     event: str,
     idempotency_key: str,
     now: datetime,
-    note: str | None = None,
+    note_text: str | None = None,
 ) -> tuple[ClassRecord, bool]:
     """Move one class through its state machine, then release whatever that makes releasable."""
 
     def perform() -> ClassRecord:
         row, contract = _class_for_update(session, caller, institution_id, class_id)
+        before = row.status
         row.status = states.move("class", states.CLASS, row.status, event)
         row.decided_at = now
         if event == "confirm":
             row.confirmed_how = "parent"
         elif event == "reject":
             row.confirmed_how = "dispute_rejected"
-            row.resolution_note = note
+            row.resolution_note = note_text
         elif event == "dispute":
-            row.dispute_reason = note
+            row.dispute_reason = note_text
         elif event == "uphold":
-            row.resolution_note = note
+            row.resolution_note = note_text
         session.flush()
+        note(
+            session,
+            caller,
+            f"class.{_PAST[event]}",
+            institution_id=institution_id,
+            object_type="class",
+            object_id=row.id,
+            at=now,
+            before={"status": before},
+            after={"status": row.status, "note": note_text},
+        )
         release_ready(session, contract, now)
         if event == "uphold" and contract.status != "active":  # the hours came back after the refund
             refund_remaining(session, contract, cause=f"upheld:{row.id}", now=now)
@@ -126,7 +152,7 @@ def _decide(
         session,
         institution_id=institution_id,
         key=IdempotencyKey(caller.principal, idempotency_key),
-        request={"operation": f"class_{event}", "class_id": str(class_id), "note": note},
+        request={"operation": f"class_{event}", "class_id": str(class_id), "note": note_text},
         perform=perform,
         remember=lambda row: {"class_id": str(row.id)},
         recall=_recall(session, institution_id),  # type: ignore[arg-type]
@@ -169,7 +195,7 @@ def dispute_class(
         event="dispute",
         idempotency_key=idempotency_key,
         now=now,
-        note=reason,
+        note_text=reason,
     )
 
 
@@ -194,7 +220,7 @@ def resolve_dispute(
         event="uphold" if upheld else "reject",
         idempotency_key=idempotency_key,
         now=now,
-        note=note,
+        note_text=note,
     )
 
 
@@ -224,6 +250,17 @@ def deem_classes_confirmed(session: Session, *, now: datetime) -> list[UUID]:
             row.confirmed_how = "deemed"
             row.decided_at = now
             deemed.append(row.id)
+            note(
+                session,
+                SYSTEM,
+                "class.deemed_confirmed",
+                institution_id=institution_id,
+                object_type="class",
+                object_id=row.id,
+                at=now,
+                before={"status": "pending"},
+                after={"status": "confirmed"},
+            )
         session.flush()
         release_ready(session, contract, now)
     return deemed

@@ -33,6 +33,8 @@ jobs_app = typer.Typer(
     help="Scheduled jobs, run by hand: each is a function of `now`, safe to repeat.", no_args_is_help=True
 )
 app.add_typer(jobs_app, name="jobs")
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 jurisdictions_app = typer.Typer(help="Jurisdictions (administrative division codes).", no_args_is_help=True)
 app.add_typer(jurisdictions_app, name="jurisdictions")
 
@@ -238,3 +240,20 @@ def jobs_list() -> None:
 
     for name, (_, what) in JOBS.items():
         typer.echo(f"{name:<24} {what}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk every chain of the audit trail; name the first record altered, removed or reordered (exit 1)."""
+    from sqlalchemy import text as sql
+
+    from escrow.audit import verify_chains
+
+    with _session() as session:
+        breaks = verify_chains(session)
+        records, chains = session.execute(sql("SELECT count(*), count(DISTINCT chain) FROM audit_record")).one()
+    for found in breaks:
+        typer.echo(f"chain {found.chain}: record {found.position} {found.problem}")
+    if breaks:
+        raise typer.Exit(1)
+    typer.echo(f"audit trail intact: {records} records in {chains} chains")

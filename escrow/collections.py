@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller
+from escrow.audit import note
 from escrow.contracts import visible_contract
 from escrow.errors import Conflict, InstitutionOnHold, NotFound, PolicyViolation
 from escrow.idempotency import IdempotencyKey, claim_key, record_outcome
@@ -85,6 +86,21 @@ def collect(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "collection.registered",
+        institution_id=institution_id,
+        object_type="collection",
+        object_id=row.id,
+        at=now,
+        after={
+            "contract_id": contract_id,
+            "amount_fen": amount_fen,
+            "bank_reference": bank_reference,
+            "transaction_id": entry.id,
+        },
+    )
     record_outcome(
         session, institution_id=institution_id, key=key, transaction_id=entry.id, result={"collection_id": str(row.id)}
     )

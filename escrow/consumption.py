@@ -13,13 +13,14 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from escrow.audit import SYSTEM, note
 from escrow.idempotency import IdempotencyKey
 from escrow.ledger.engine import open_account, post_transaction
 from escrow.ledger.model import Side, credit, debit
 from escrow.ledger.records import Account
 from escrow.records import ClassRecord, Collection, Contract, Payout, RefundRequest
 
-SYSTEM = "system:ledger"  # the caller of postings the service makes itself, keyed by their cause
+LEDGER = "system:ledger"  # the caller of postings the service makes itself, keyed by their cause
 HELD_HOURS = ("pending", "disputed")  # recorded, not yet confirmed: not refundable, not yet released
 
 
@@ -132,7 +133,7 @@ def release_ready(session: Session, contract: Contract, now: datetime) -> int:
                 institution_id=contract.institution_id,
                 kind="class_released",
                 legs=[debit(contract.prepaid_account_id, amount), credit(releasable, amount)],
-                idempotency=IdempotencyKey(SYSTEM, f"release:{record.id}"),
+                idempotency=IdempotencyKey(LEDGER, f"release:{record.id}"),
                 effective_at=now,
                 metadata={"contract_id": str(contract.id), "class_id": str(record.id), "hours": record.hours},
             )
@@ -162,7 +163,7 @@ def refund_remaining(session: Session, contract: Contract, *, cause: str, now: d
         institution_id=contract.institution_id,
         kind="refund_approved",
         legs=[debit(contract.prepaid_account_id, amount), credit(owed, amount)],
-        idempotency=IdempotencyKey(SYSTEM, f"refund:{cause}"),
+        idempotency=IdempotencyKey(LEDGER, f"refund:{cause}"),
         effective_at=now,
         metadata={"contract_id": str(contract.id), "cause": cause},
     )
@@ -195,4 +196,14 @@ def instruct_refund(session: Session, contract: Contract, amount: int, now: date
     )
     session.add(payout)
     session.flush()
+    note(
+        session,
+        SYSTEM,
+        "payout.instructed",
+        institution_id=contract.institution_id,
+        object_type="payout",
+        object_id=payout.id,
+        at=now,
+        after={"kind": "refund", "contract_id": contract.id, "amount_fen": amount},
+    )
     return payout

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, contract_scope, sees_personal_data
+from escrow.audit import note
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.identity import id_number_problem, mask_id_number, mask_phone
 from escrow.ids import new_id
@@ -104,6 +105,25 @@ def sign_contract(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "contract.signed",
+        institution_id=institution_id,
+        object_type="contract",
+        object_id=contract_id,
+        at=now,
+        after={
+            "course_id": course_id,
+            "guardian_id": holder.id,
+            "hours_bought": hours_bought,
+            "bonus_hours": bonus_hours,
+            "price_fen": price,
+            "term_start": term_start,
+            "term_end": term_end,
+            "policy_effective_date": effective,
+        },
+    )
     return _view(session, caller, row, holder)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller
+from escrow.audit import note
 from escrow.errors import InvalidRequest, NotFound, PolicyViolation
 from escrow.ids import new_id
 from escrow.institutions import own_institution, visible_institution
@@ -47,6 +48,20 @@ def create_course(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "course.created",
+        institution_id=institution_id,
+        object_type="course",
+        object_id=row.id,
+        after={
+            "name": name,
+            "category": category.value,
+            "unit_price_fen": unit_price_fen,
+            "guide_price_fen": guide_price_fen,
+        },
+    )
     return row
 
 

@@ -341,7 +341,7 @@ def _bank_executes(s: Session, rng: random.Random, now: datetime) -> None:
                 institution_id=payout.institution_id,
                 payout_id=payout.id,
                 executed=True,
-                note=f"EX{rng.randrange(10**10):010d}",
+                note_text=f"EX{rng.randrange(10**10):010d}",
                 idempotency_key=f"demo-p-{payout.id}",
                 now=now,
             )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from escrow import states
 from escrow.access import Caller, Role, require_role
+from escrow.audit import note
 from escrow.consumption import refund_remaining, release_ready
 from escrow.errors import NotFound
 from escrow.idempotency import IdempotencyKey, run_once
@@ -33,6 +34,17 @@ def place_hold(session: Session, *, caller: Caller, institution_id: UUID, reason
     hold = Hold(institution_id=institution_id, id=new_id(), reason=reason, placed_by=caller.principal, placed_at=now)
     session.add(hold)
     session.flush()
+    note(
+        session,
+        caller,
+        "institution.held",
+        institution_id=institution_id,
+        object_type="institution",
+        object_id=institution_id,
+        at=now,
+        before={"status": "active"},
+        after={"status": "on_hold", "reason": reason},
+    )
     return hold
 
 
@@ -48,6 +60,17 @@ def lift_hold(
     institution.status = states.move("institution", states.INSTITUTION, institution.status, "lift")
     hold.lifted_at, hold.lifted_by, hold.lift_reason = now, caller.principal, reason
     session.flush()
+    note(
+        session,
+        caller,
+        "institution.hold_lifted",
+        institution_id=institution_id,
+        object_type="institution",
+        object_id=institution_id,
+        at=now,
+        before={"status": "on_hold"},
+        after={"status": "active", "reason": reason},
+    )
     return hold
 
 
@@ -68,6 +91,7 @@ def close_institution(
 
     def perform() -> Institution:
         institution = _locked_institution(session, caller, institution_id)
+        before = institution.status
         institution.status = states.move("institution", states.INSTITUTION, institution.status, "close")
         contracts = session.scalars(
             select(Contract)
@@ -78,6 +102,17 @@ def close_institution(
         for contract in contracts:
             _close_contract(session, contract, reason, caller.principal, now)
         session.flush()
+        note(
+            session,
+            caller,
+            "institution.closed",
+            institution_id=institution_id,
+            object_type="institution",
+            object_id=institution_id,
+            at=now,
+            before={"status": before},
+            after={"status": "closed", "reason": reason, "contracts_refunded": len(contracts)},
+        )
         return institution
 
     return run_once(

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role, institution_scope, require_role
+from escrow.audit import note
 from escrow.errors import Conflict, InvalidRequest, NotFound
 from escrow.identity import credit_code_problem
 from escrow.ids import new_id
@@ -59,6 +60,21 @@ def register_institution(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "institution.registered",
+        institution_id=row.id,
+        object_type="institution",
+        object_id=row.id,
+        after={
+            "name": name,
+            "credit_code": credit_code,
+            "jurisdiction_code": jurisdiction_code,
+            "supervision_model": row.supervision_model,
+            "custody_bank": custody_bank,
+        },
+    )
     for code in (CUSTODY_CASH, RESERVE_CASH):
         open_account(session, institution_id=row.id, code=code, normal_side=Side.DEBIT)
     for code in (RELEASABLE, PAYOUT_PENDING, RESERVE_DEPOSIT):

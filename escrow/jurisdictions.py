@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role, require_role
+from escrow.audit import OPERATOR, note
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.paging import Page
 from escrow.policy import NATIONAL_DEFAULTS, Policy, ReleaseCadence, SupervisionModel, policy_problems
@@ -25,6 +26,15 @@ def add_jurisdiction(session: Session, *, code: str, name: str) -> Jurisdiction:
     row = Jurisdiction(code=code, name=name)
     session.add(row)
     session.flush()
+    note(
+        session,
+        OPERATOR,
+        "jurisdiction.added",
+        institution_id=None,
+        object_type="jurisdiction",
+        object_id=code,
+        after={"name": name},
+    )
     return row
 
 
@@ -64,6 +74,16 @@ def set_policy(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "policy.set",
+        institution_id=None,
+        object_type="policy_version",
+        object_id=f"{jurisdiction_code}:{effective_date}",
+        after=_columns(policy),
+        at=None,
+    )
     return row
 
 

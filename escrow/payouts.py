@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from escrow import states
 from escrow.access import Caller, Role, require_role
-from escrow.consumption import SYSTEM, account_id, paid_fen, refund_payable_account
+from escrow.audit import SYSTEM, note
+from escrow.consumption import LEDGER, account_id, paid_fen, refund_payable_account
 from escrow.errors import InstitutionOnHold, NotFound
 from escrow.idempotency import IdempotencyKey, run_once
 from escrow.ids import new_id
@@ -96,7 +97,7 @@ def _instruct_release(
             debit(account_id(session, institution_id, RELEASABLE), amount),
             credit(account_id(session, institution_id, PAYOUT_PENDING), amount),
         ],
-        idempotency=IdempotencyKey(SYSTEM, f"payout:{payout.id}"),
+        idempotency=IdempotencyKey(LEDGER, f"payout:{payout.id}"),
         effective_at=now,
         metadata={"payout_id": str(payout.id), "classes": len(due)},
     )
@@ -104,6 +105,16 @@ def _instruct_release(
     for record in due:
         record.payout_id = payout.id
     session.flush()
+    note(
+        session,
+        SYSTEM,
+        "payout.instructed",
+        institution_id=institution_id,
+        object_type="payout",
+        object_id=payout.id,
+        at=now,
+        after={"kind": "release", "amount_fen": amount, "classes": len(due)},
+    )
     return payout
 
 
@@ -160,7 +171,7 @@ def settle_payout(
     institution_id: UUID,
     payout_id: UUID,
     executed: bool,
-    note: str,
+    note_text: str,
     idempotency_key: str,
     now: datetime,
 ) -> tuple[Payout, bool]:
@@ -177,9 +188,9 @@ def settle_payout(
         payout.status = states.move("payout", states.PAYOUT, payout.status, "execute" if executed else "fail")
         payout.settled_at = now
         if executed:
-            payout.bank_reference = note
+            payout.bank_reference = note_text
         else:
-            payout.failure_reason = note
+            payout.failure_reason = note_text
         legs = _settlement_legs(session, payout, executed)
         if legs:
             entry = post_transaction(
@@ -187,9 +198,9 @@ def settle_payout(
                 institution_id=institution_id,
                 kind="payout_executed" if executed else "payout_failed",
                 legs=legs,
-                idempotency=IdempotencyKey(SYSTEM, f"settle:{payout.id}"),
+                idempotency=IdempotencyKey(LEDGER, f"settle:{payout.id}"),
                 effective_at=now,
-                metadata={"payout_id": str(payout.id), "note": note},
+                metadata={"payout_id": str(payout.id), "note": note_text},
             )
             payout.settle_transaction_id = entry.id
         if not executed and payout.kind == "release":  # the classes wait for the next instruction
@@ -200,13 +211,24 @@ def settle_payout(
             ):
                 record.payout_id = None
         session.flush()
+        note(
+            session,
+            caller,
+            f"payout.{payout.status}",
+            institution_id=institution_id,
+            object_type="payout",
+            object_id=payout.id,
+            at=now,
+            before={"status": "instructed"},
+            after={"status": payout.status, "note": note_text},
+        )
         return payout
 
     return run_once(
         session,
         institution_id=institution_id,
         key=IdempotencyKey(caller.principal, idempotency_key),
-        request={"operation": "settle_payout", "payout_id": str(payout_id), "executed": executed, "note": note},
+        request={"operation": "settle_payout", "payout_id": str(payout_id), "executed": executed, "note": note_text},
         perform=perform,
         remember=lambda p: {"payout_id": str(p.id)},
         recall=lambda s: session.get_one(Payout, (institution_id, UUID(s["payout_id"]))),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from escrow import states
 from escrow.access import Caller, Role, require_role
+from escrow.audit import SYSTEM, Actor, actor_of, note
 from escrow.calendar import add_working_days
 from escrow.consumption import refund_remaining, refundable_fen, release_ready
 from escrow.contracts import visible_contract
@@ -46,6 +47,16 @@ def request_refund(
     )
     session.add(row)
     session.flush()
+    note(
+        session,
+        caller,
+        "refund.requested",
+        institution_id=institution_id,
+        object_type="refund_request",
+        object_id=row.id,
+        at=now,
+        after={"contract_id": contract_id, "reason": reason, "respond_by": row.respond_by},
+    )
     return row
 
 
@@ -66,11 +77,22 @@ def decide_refund(
     def perform() -> RefundRequest:
         row, contract = _request_for_update(session, caller, institution_id, request_id)
         if approve:
-            _approve(session, row, contract, event="approve", decided_by=caller.principal, now=now)
+            _approve(session, row, contract, event="approve", decided_by=caller, now=now)
         else:
             row.status = states.move("refund request", states.REFUND, row.status, "reject")
             row.decision_reason, row.decided_by, row.decided_at = reason, caller.principal, now
             session.flush()
+            note(
+                session,
+                caller,
+                "refund.rejected",
+                institution_id=institution_id,
+                object_type="refund_request",
+                object_id=row.id,
+                at=now,
+                before={"status": "open"},
+                after={"status": "rejected", "reason": reason},
+            )
             release_ready(session, contract, now)
         return row
 
@@ -105,21 +127,32 @@ def deem_refunds_approved(session: Session, *, now: datetime) -> list[UUID]:
         )
         if row.status != "open":
             continue
-        _approve(session, row, contract, event="deem", decided_by="system:deemed", now=now)
+        _approve(session, row, contract, event="deem", decided_by=SYSTEM, now=now)
         deemed.append(row.id)
     return deemed
 
 
 def _approve(
-    session: Session, row: RefundRequest, contract: Contract, *, event: str, decided_by: str, now: datetime
+    session: Session, row: RefundRequest, contract: Contract, *, event: str, decided_by: Caller | Actor, now: datetime
 ) -> None:
     row.status = states.move("refund request", states.REFUND, row.status, event)
-    row.decided_by, row.decided_at = decided_by, now
+    row.decided_by, row.decided_at = actor_of(decided_by).name, now
     contract.status = states.move("contract", states.CONTRACT, contract.status, "refund")
     session.flush()
     release_ready(session, contract, now)  # classes confirmed while the request was open
     row.amount_fen = refundable_fen(session, contract)
     refund_remaining(session, contract, cause=f"request:{row.id}", now=now)
+    note(
+        session,
+        decided_by,
+        f"refund.{row.status}",
+        institution_id=row.institution_id,
+        object_type="refund_request",
+        object_id=row.id,
+        at=now,
+        before={"status": "open"},
+        after={"status": row.status, "amount_fen": row.amount_fen},
+    )
 
 
 def _open(session: Session, contract: Contract) -> RefundRequest | None:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
+from escrow.audit import OPERATOR, note
 from escrow.errors import InvalidRequest, NotFound, Unauthenticated
 from escrow.ids import new_id
 from escrow.records import ApiToken, Guardian, Institution, Jurisdiction
@@ -62,6 +63,22 @@ def issue_token(
     row.token_hash = hash_token(secret)
     session.add(row)
     session.flush()
+    note(
+        session,
+        OPERATOR,
+        "token.issued",
+        institution_id=None,
+        object_type="api_token",
+        object_id=row.id,
+        after={
+            "role": row.role,
+            "jurisdictions": row.jurisdiction_codes,
+            "institution_id": row.institution_id,
+            "guardian_id": row.guardian_id,
+            "bank_code": row.bank_code,
+            "label": label,
+        },
+    )
     return row, secret
 
 
@@ -73,6 +90,7 @@ def revoke_token(session: Session, *, token_id: UUID, now: datetime) -> ApiToken
         update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now)
     )
     session.refresh(row)
+    note(session, OPERATOR, "token.revoked", institution_id=None, object_type="api_token", object_id=token_id, at=now)
     return row
 
 

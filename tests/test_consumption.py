@@ -176,7 +176,7 @@ def test_refunds_confirmations_and_payouts_racing_never_overdraw_or_pay_twice(db
                                 institution_id=inst,
                                 payout_id=payout.id,
                                 executed=True,
-                                note="X",
+                                note_text="X",
                                 idempotency_key=key(),
                                 now=now,
                             )

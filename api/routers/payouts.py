@@ -69,7 +69,7 @@ def _settle(
         institution_id=institution_id,
         payout_id=payout_id,
         executed=executed,
-        note=note,
+        note_text=note,
         idempotency_key=key,
         now=now,
     )
