@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -218,8 +219,8 @@ def jobs_run(
     name: str = typer.Argument(help="a job name from `escrow jobs list`"),
     now: str | None = typer.Option(None, help="the instant to run as (ISO 8601, with a time zone); default now"),
 ) -> None:
-    """Run one job now (or as of --now) in one transaction."""
-    from escrow.jobs import run_job
+    """Run one job now (or as of --now): recorded, and never at the same time as another run of it."""
+    from escrow.jobs import JOBS, run_recorded
 
     try:
         instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
@@ -228,18 +229,71 @@ def jobs_run(
     except ValueError:
         typer.echo("refused: --now is an ISO 8601 instant with a time zone, e.g. 2026-12-01T09:00:00+08:00", err=True)
         raise typer.Exit(2) from None
-    with _session() as session:
-        changed = run_job(session, name=name, now=instant)
-        typer.echo(f"{name}: {len(changed)} changed")
+    if name not in JOBS:
+        typer.echo(f"refused: no job named {name!r}; jobs: {', '.join(JOBS)}", err=True)
+        raise typer.Exit(2)
+    engine = make_engine(_migrated_url(), pool_size=2)
+    try:
+        run = run_recorded(engine, name=name, now=instant)
+    finally:
+        engine.dispose()
+    typer.echo(f"{name}: {run.outcome} {json.dumps(run.found, default=str)}")
+    raise typer.Exit(0 if run.outcome in ("ok", "skipped") else 1)
 
 
 @jobs_app.command("list")
 def jobs_list() -> None:
-    """The jobs there are and what each does."""
+    """The jobs there are, what each does, and how its last run went."""
+    from escrow.jobs import JOBS, last_runs
+
+    with _session() as session:
+        last = {r["job"]: r for r in last_runs(session)}
+    for name, (_, what) in JOBS.items():
+        run = last.get(name)
+        when = f"last {run['outcome']} at {run['started_at']:%Y-%m-%d %H:%M:%S} {run['found']}" if run else "never run"
+        typer.echo(f"{name:<24} {what}\n{'':<24} {when}")
+
+
+@app.command()
+def scheduler(
+    every: int | None = typer.Option(None, min=1, help="run every job every N seconds (trials); default: hourly"),
+) -> None:
+    """Run the jobs on their schedule in this process (APScheduler); safe to start more than one."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
     from escrow.jobs import JOBS
 
-    for name, (_, what) in JOBS.items():
-        typer.echo(f"{name:<24} {what}")
+    logging.basicConfig(level=logging.INFO)
+    engine = make_engine(_migrated_url(), pool_size=len(JOBS))  # a lock and a session per job at once
+    runner = BlockingScheduler(timezone=UTC)
+    seconds = every or 3600
+    for name in JOBS:
+        runner.add_job(
+            _fire,
+            "interval",
+            seconds=seconds,
+            args=[engine, name, seconds],
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    try:
+        runner.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        engine.dispose()
+
+
+def _fire(engine: object, name: str, seconds: int) -> None:
+    from escrow.jobs import run_recorded
+
+    now = datetime.now(UTC)
+    slot = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)  # the firing both schedulers share
+    run = run_recorded(engine, name=name, now=now, slot=slot)  # type: ignore[arg-type]
+    logging.getLogger("escrow.scheduler").info("%s %s %s", name, run.outcome, run.found)
 
 
 @audit_app.command("verify")

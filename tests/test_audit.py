@@ -132,7 +132,8 @@ def test_swapped_records_are_named(db: sessionmaker[Session], engine: Engine) ->
     tamper(engine, "UPDATE audit_record SET position = position + 1000 WHERE chain = :c AND position IN (2, 3)", c=inst)
     tamper(
         engine,
-        "UPDATE audit_record SET position = CASE position WHEN 1002 THEN 3 ELSE 2 END WHERE chain = :c AND position > 1000",
+        "UPDATE audit_record SET position = CASE position WHEN 1002 THEN 3 ELSE 2 END"
+        " WHERE chain = :c AND position > 1000",
         c=inst,
     )
     assert breaks_of(db, inst) == [(2, "does not follow the record before it (reordered or removed)")]

@@ -142,7 +142,8 @@ def test_jobs_run_by_hand(database_url: str, engine: Engine) -> None:
     }
     ran = escrow("run", "deem_refunds_approved", "--now", "2020-01-01T09:00:00+08:00")
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip() == "deem_refunds_approved: 0 changed"
+    assert ran.stdout.strip() == 'deem_refunds_approved: ok {"changed": 0}'
+    assert "deem_refunds_approved" in escrow("list").stdout.split("last ok", 1)[0]
     naive = escrow("run", "make_payouts", "--now", "2020-01-01T09:00:00")
     assert naive.returncode == 2 and "time zone" in naive.stderr
     unknown = escrow("run", "no_such_job")
