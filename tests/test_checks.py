@@ -131,7 +131,7 @@ def test_two_schedulers_started_together_run_each_firing_once(books: tuple[Engin
         outcomes = set(conn.scalars(text("SELECT DISTINCT outcome FROM job_run WHERE slot IS NOT NULL")))
     with engine.connect() as conn:
         report = conn.execute(text("SELECT job, slot, outcome, error FROM job_run ORDER BY started_at")).all()
-    assert runs, "the schedulers ran nothing"
+    assert runs, f"the schedulers ran nothing: {report}"
     assert {job for job, _, _ in runs} == {
         "deem_classes_confirmed",
         "deem_refunds_approved",
