@@ -304,3 +304,26 @@ class HoldOut(Response):
     placed_at: datetime
     lifted_at: datetime | None
     lift_reason: str | None
+
+
+class AlertOut(BaseModel):
+    id: UUID
+    rule: str
+    severity: str
+    institution_id: UUID | None
+    subject: str
+    detail: str
+    evidence: dict[str, object]
+    state: str
+    raised_at: datetime
+    cleared_at: datetime | None = Field(description="when the condition turned off, if it has")
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledge_note: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None
+
+
+class NoteIn(Request):
+    note: Reason

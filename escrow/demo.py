@@ -166,7 +166,10 @@ def _seed_institution(
     for k in range(contracts):
         course_id, category, unit = rng.choice(courses)
         recent = behaviour == Behaviour.COLLECTION_SURGE and k >= 3
-        signed = now - timedelta(days=rng.randint(1, 3)) if recent else now - timedelta(days=rng.randint(20, 95))
+        # the first contract of every school is a running one: classes go on until today
+        signed = now - timedelta(
+            days=rng.randint(1, 3) if recent else rng.randint(20, 40) if k == 0 else rng.randint(20, 95)
+        )
         collected += _contract(s, rng, school, inst.id, course_id, category, unit, signed, now, behaviour, k)
     if behaviour == Behaviour.ON_HOLD:
         place_hold(s, caller=regulator, institution_id=inst.id, reason="unpaid rent reported by landlord", now=now)
@@ -238,14 +241,14 @@ def _contract(
         now=now,
     )
     family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=contract.guardian_id)
-    _classes(s, rng, school, family, contract.id, institution_id, signed, now, behaviour, hours + bonus)
+    _classes(s, rng, school, family, contract.id, institution_id, signed, now, behaviour, hours + bonus, k == 0)
     refunding = (behaviour == Behaviour.REFUND_SURGE and k < 4) or rng.random() < 0.04
     if refunding:
         asked = now - timedelta(days=rng.randint(0, 5) if behaviour == Behaviour.REFUND_SURGE else rng.randint(0, 20))
         request = request_refund(
             s, caller=family, institution_id=institution_id, contract_id=contract.id, reason="moving", now=asked
         )
-        if rng.random() < 0.5 and behaviour != Behaviour.REFUND_SURGE:
+        if behaviour != Behaviour.REFUND_SURGE:  # good institutions answer in time
             decide_refund(
                 s,
                 caller=school,
@@ -270,6 +273,7 @@ def _classes(
     now: datetime,
     behaviour: str,
     hours_left: int,
+    running: bool,
 ) -> None:
     last_day = (now - timedelta(days=35)).date() if behaviour == Behaviour.IDLE else now.date()
     day = signed.date() + timedelta(days=rng.randint(1, 6))
@@ -319,7 +323,7 @@ def _classes(
                 now=answered,
             )
         day += timedelta(days=rng.choice([7, 7, 3, 4]))
-        if rng.random() < 0.15:  # some contracts are not used up yet
+        if not running and rng.random() < 0.15:  # some contracts are not used up yet
             break
 
 

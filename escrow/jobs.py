@@ -26,6 +26,7 @@ from escrow.errors import NotFound
 from escrow.ids import new_id
 from escrow.payouts import make_payouts, reinstruct_refunds
 from escrow.refunds import deem_refunds_approved
+from escrow.risks import risk_findings
 
 Job = Callable[[Session, datetime, UUID | None], dict[str, Any]]
 
@@ -50,6 +51,12 @@ def _seal_audit(session: Session, now: datetime, run: UUID | None) -> dict[str, 
     return {"findings": len(findings), "raised": len(raised)}
 
 
+def _risks(session: Session, now: datetime, run: UUID | None) -> dict[str, Any]:
+    findings, codes = risk_findings(session, now=now)
+    raised = raise_alerts(session, findings, rules=codes, now=now, run_id=run)
+    return {"findings": len(findings), "raised": len(raised), "rules": sorted({f.rule for f in findings})}
+
+
 JOBS: dict[str, tuple[Job, str]] = {
     "deem_classes_confirmed": (
         _changed(deem_classes_confirmed),
@@ -59,6 +66,7 @@ JOBS: dict[str, tuple[Job, str]] = {
     "make_payouts": (_payouts, "instruct releases due under each cadence, and refunds owed"),
     "check_invariants": (_invariants, "balanced transactions, cached balances, no forbidden negatives, custody"),
     "seal_audit": (_seal_audit, "walk the audit trail's hash chains; a break is a red alert"),
+    "evaluate_risks": (_risks, "the risk rules over every institution, with the policy's thresholds"),
 }
 
 

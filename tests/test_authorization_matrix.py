@@ -134,6 +134,15 @@ TABLE: dict[str, Row] = {
         "POST", PAY + "/failure", frozenset({BANK, REG}), lambda _: {"reason": "r"}, changes=True
     ),
     "list_holds": Row("GET", INST_PATH + "/holds", frozenset({REG, INST, BANK})),
+    "list_alerts": Row(
+        "GET", "/alerts", frozenset({REG}), query=lambda p: {"institution_id": str(p.institution_id)}, filters=True
+    ),
+    "acknowledge_alert": Row(
+        "POST", "/alerts/{alert_id}/acknowledgement", frozenset({REG}), lambda _: {"note": "looking"}, changes=True
+    ),
+    "resolve_alert": Row(
+        "POST", "/alerts/{alert_id}/resolution", frozenset({REG}), lambda _: {"note": "done"}, changes=True
+    ),
     # last: they freeze and close the caller's own institution
     "place_hold": Row("POST", INST_PATH + "/holds", frozenset({REG}), lambda _: {"reason": "r"}, ok=201, changes=True),
     "lift_hold": Row(
@@ -144,7 +153,7 @@ TABLE: dict[str, Row] = {
 
 
 def random_place() -> Place:
-    return Place("999999", *(new_id() for _ in range(5)), phone(), *(new_id() for _ in range(5)))
+    return Place("999999", *(new_id() for _ in range(5)), phone(), *(new_id() for _ in range(6)))
 
 
 def target(world: World, role: str, kind: str) -> Place:
@@ -180,6 +189,7 @@ def call(client: TestClient, world: World, role: str, row: Row, place: Place) ->
         request_id=place.refund_request_id,
         payout_id=place.payout_id,
         hold_id=place.hold_id,
+        alert_id=place.alert_id,
     )
     headers = {"Authorization": f"Bearer {world.tokens[TOKEN_OF[role]]}", "Idempotency-Key": f"m-{next(COUNTER)}"}
     body = row.body(place) if row.body else None

@@ -47,3 +47,56 @@ def test_a_small_demo_district_keeps_its_books(database_url: str, engine: Engine
         assert {"collection", "class_released", "payout_instructed", "payout_executed", "refund_approved"} <= kinds
         on_hold = conn.scalar(text("SELECT status FROM institution WHERE id = :i"), {"i": district.bad["on_hold"]})
         assert on_hold == "on_hold"
+
+
+def test_the_first_scheduler_day_finds_the_planted_institutions_and_nothing_else(
+    database_url: str, engine: Engine
+) -> None:
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from escrow.jobs import run_recorded
+
+    district = seed_demo(database_url, institutions=12, seed=5, workers=1)
+    for job in (
+        "deem_classes_confirmed",
+        "deem_refunds_approved",
+        "make_payouts",
+        "check_invariants",
+        "evaluate_risks",
+    ):
+        assert run_recorded(engine, name=job, now=datetime.now(UTC)).outcome == "ok"
+    ids = [str(i) for i in district.institutions]
+    with engine.connect() as conn:
+        found = set(
+            conn.execute(
+                text("SELECT rule, institution_id FROM alert WHERE institution_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": ids},
+            )
+        )
+    assert found == {
+        ("refund_surge", district.bad["refund_surge"]),
+        ("money_idle_long", district.bad["idle"]),
+        ("collection_surge", district.bad["collection_surge"]),
+        ("deemed_confirmations", district.bad["silent_parents"]),
+    }
+    # the regulator works them through HTTP
+    with TestClient(create_app(engine)) as client:
+        auth = {"Authorization": f"Bearer {district.tokens['regulator']}"}
+        listed = client.get("/alerts", params={"institution_id": str(district.bad["idle"])}, headers=auth).json()
+        (alert,) = listed["items"]
+        assert (alert["rule"], alert["severity"], alert["state"]) == ("money_idle_long", "red", "open")
+        acked = client.post(f"/alerts/{alert['id']}/acknowledgement", json={"note": "calling the school"}, headers=auth)
+        assert acked.json()["state"] == "acknowledged"
+        done = client.post(
+            f"/alerts/{alert['id']}/resolution", json={"note": "teacher was ill; classes resume"}, headers=auth
+        )
+        assert (done.json()["state"], done.json()["resolved_by"]) == ("resolved", acked.json()["acknowledged_by"])
+        again = client.post(f"/alerts/{alert['id']}/resolution", json={"note": "twice"}, headers=auth)
+        assert again.status_code == 409
+        red = client.get("/alerts", params={"severity": "red", "state": "open"}, headers=auth).json()["items"]
+        assert alert["id"] not in {a["id"] for a in red}
+    # the next day's run raises nothing new for conditions still on
+    assert run_recorded(engine, name="evaluate_risks", now=datetime.now(UTC)).found["raised"] == 0

@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
+from escrow.alerts import Finding, Severity, raise_alerts
 from escrow.classes import confirm_class, dispute_class, record_class
 from escrow.collections import collect
 from escrow.contracts import GuardianDetails, sign_contract
@@ -47,6 +48,7 @@ class Place:
     refund_request_id: UUID  # open
     payout_id: UUID  # instructed
     hold_id: UUID  # lifted
+    alert_id: UUID = field(default_factory=new_id)  # open
 
 
 @dataclass
@@ -108,6 +110,15 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
         for p in world.places.values():
             if p.institution_id == place.institution_id:
                 p.hold_id = hold.id
+    for name in ("A", "B"):
+        place = world.places[name]
+        (place.alert_id,) = raise_alerts(
+            session,
+            [Finding("test_rule", Severity.YELLOW, place.institution_id, "", "planted for the matrix")],
+            rules=[],
+            now=now,
+            run_id=None,
+        )
     for role_name, caller_kwargs in _token_specs(world).items():
         _, secret = issue_token(session, label=role_name, **caller_kwargs)  # type: ignore[arg-type]
         world.tokens[role_name] = secret
