@@ -58,7 +58,7 @@ def alerts(engine: Engine) -> list[tuple[str, str]]:
             tuple(r)
             for r in conn.execute(
                 text(  # type: ignore[misc]
-                    "SELECT rule, severity FROM alert WHERE cleared_at IS NULL ORDER BY rule"
+                    "SELECT rule, severity FROM alert WHERE cleared_at IS NULL AND rule <> 'test_rule' ORDER BY rule"
                 )
             )
         ]
