@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+
 from api.schemas import Problem
 
 _REASONS = {
@@ -22,3 +24,9 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": Problem, "description": _REASONS[status], "content": {"application/problem+json": {}}}
         for status in sorted({400, 401, 422, *statuses})
     }
+
+
+def mark_replayed(response: Response, replayed: bool) -> None:
+    """Tell the client its idempotency key matched an earlier request and nothing moved again."""
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
-from api.routers import documented
+from api.routers import documented, mark_replayed
 from api.routers.contracts import CONTRACT, IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
 from api.schemas import ClassIn, ClassOut, PageOf, ReasonIn, RefundRequestOut, ResolutionIn
@@ -19,11 +19,6 @@ from escrow.paging import DEFAULT_LIMIT
 router = APIRouter(tags=["consumption"])
 CLASS = "/institutions/{institution_id}/classes/{class_id}"
 REQUEST = "/institutions/{institution_id}/refund-requests/{request_id}"
-
-
-def _replayed(response: Response, replayed: bool) -> None:
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
 
 
 @router.post(CONTRACT + "/classes", status_code=201, operation_id="record_class", responses=documented(403, 404, 409))
@@ -73,7 +68,7 @@ def confirm_class(
     row, replayed = classes.confirm_class(
         session, caller=caller, institution_id=institution_id, class_id=class_id, idempotency_key=key, now=now
     )
-    _replayed(response, replayed)
+    mark_replayed(response, replayed)
     return ClassOut.model_validate(row)
 
 
@@ -98,7 +93,7 @@ def dispute_class(
         idempotency_key=key,
         now=now,
     )
-    _replayed(response, replayed)
+    mark_replayed(response, replayed)
     return ClassOut.model_validate(row)
 
 
@@ -124,7 +119,7 @@ def resolve_dispute(
         idempotency_key=key,
         now=now,
     )
-    _replayed(response, replayed)
+    mark_replayed(response, replayed)
     return ClassOut.model_validate(row)
 
 
@@ -180,7 +175,7 @@ def _decide(
         idempotency_key=key,
         now=now,
     )
-    _replayed(response, replayed)
+    mark_replayed(response, replayed)
     return RefundRequestOut.model_validate(row)
 
 

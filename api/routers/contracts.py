@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
-from api.routers import documented
+from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
 from api.schemas import (
     CollectionIn,
@@ -169,8 +169,7 @@ def register_collection(
         idempotency_key=idempotency_key,
         now=now,
     )
-    if done.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_replayed(response, done.replayed)
     return CollectionOut.model_validate(done.collection)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
-from api.routers import documented
+from api.routers import documented, mark_replayed
 from api.routers.contracts import IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
 from api.schemas import ExecutionIn, HoldOut, InstitutionOut, PageOf, PayoutOut, ReasonIn
@@ -38,8 +38,7 @@ def request_payout(
     )
     if payout is None:
         raise Conflict("nothing has been released to this institution since its last payout")
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_replayed(response, replayed)
     return PayoutOut.model_validate(payout)
 
 
@@ -73,8 +72,7 @@ def _settle(
         idempotency_key=key,
         now=now,
     )
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_replayed(response, replayed)
     return PayoutOut.model_validate(payout)
 
 
@@ -149,6 +147,5 @@ def close_institution(
     institution, replayed = holds.close_institution(
         session, caller=caller, institution_id=institution_id, reason=body.reason, idempotency_key=key, now=now
     )
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_replayed(response, replayed)
     return InstitutionOut.model_validate(institution)
