@@ -164,11 +164,3 @@ def _verify_chain(session: Session, chain: UUID, head_position: int | None) -> C
     if head_position is not None and head_position != expected_position - 1:
         return ChainBreak(chain, expected_position, f"the chain should run to {head_position} (records removed)")
     return None
-
-
-def trail_of(session: Session, *, object_type: str, object_id: object) -> list[dict[str, Any]]:
-    rows = session.execute(
-        text("SELECT * FROM audit_record WHERE object_type = :t AND object_id = :i ORDER BY occurred_at, position"),
-        {"t": object_type, "i": str(object_id)},
-    ).mappings()
-    return [dict(r) for r in rows]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from escrow.audit import SYSTEM, note
 from escrow.idempotency import IdempotencyKey
+from escrow.ids import new_id
 from escrow.ledger.engine import open_account, post_transaction
 from escrow.ledger.model import Side, credit, debit
 from escrow.ledger.records import Account
@@ -174,8 +175,6 @@ def refund_remaining(session: Session, contract: Contract, *, cause: str, now: d
 
 def instruct_refund(session: Session, contract: Contract, amount: int, now: datetime) -> Payout | None:
     """A payout instruction to the family for `amount`, unless one is already in flight."""
-    from escrow.ids import new_id
-
     in_flight = session.scalar(
         select(Payout.id).where(
             Payout.institution_id == contract.institution_id,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from escrow import states
 from escrow.access import Caller, Role, require_role
 from escrow.audit import SYSTEM, note
-from escrow.consumption import LEDGER, account_id, paid_fen, refund_payable_account
+from escrow.consumption import LEDGER, account_id, instruct_refund, paid_fen, refund_payable_account
 from escrow.errors import InstitutionOnHold, NotFound
 from escrow.idempotency import IdempotencyKey, run_once
 from escrow.ids import new_id
@@ -21,6 +21,7 @@ from escrow.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_in
 from escrow.jurisdictions import policy_in_force
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.model import Leg, credit, debit
+from escrow.ledger.records import Account
 from escrow.paging import Page, keyset
 from escrow.policy import Policy, ReleaseCadence
 from escrow.records import ClassRecord, Contract, Institution, Payout
@@ -250,9 +251,6 @@ def _settlement_legs(session: Session, payout: Payout, executed: bool) -> list[L
 
 def reinstruct_refunds(session: Session, *, now: datetime) -> list[UUID]:
     """Refunds owed with no instruction in flight (a failed one, or owed after a dispute) get one."""
-    from escrow.consumption import instruct_refund
-    from escrow.ledger.records import Account
-
     owed = session.execute(
         select(Account.institution_id, Account.code, Account.balance).where(
             Account.code.like("refund_payable:%"), Account.balance > 0
