@@ -6,12 +6,20 @@ Years the library does not cover yet fall back to Monday-Friday, logged once per
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
 log = logging.getLogger(__name__)
+
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")  # bank days and deadlines such as T+1 09:00 are local
+
+
+def local_day_start(day: date) -> datetime:
+    """Midnight at the start of `day`, Beijing time."""
+    return datetime.combine(day, time(), BUSINESS_TZ)
 
 
 def is_working_day(day: date) -> bool:

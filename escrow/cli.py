@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import typer
@@ -38,6 +39,8 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 app.add_typer(audit_app, name="audit")
 jurisdictions_app = typer.Typer(help="Jurisdictions (administrative division codes).", no_args_is_help=True)
 app.add_typer(jurisdictions_app, name="jurisdictions")
+statements_app = typer.Typer(help="Custody bank statements.", no_args_is_help=True)
+app.add_typer(statements_app, name="statements")
 
 
 def _migrated_url() -> str:
@@ -294,6 +297,24 @@ def _fire(engine: object, name: str, seconds: int) -> None:
     slot = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)  # the firing both schedulers share
     run = run_recorded(engine, name=name, now=now, slot=slot)  # type: ignore[arg-type]
     logging.getLogger("escrow.scheduler").info("%s %s %s", name, run.outcome, run.found)
+
+
+@statements_app.command("import")
+def statements_import(
+    file: Path = typer.Argument(exists=True, dir_okay=False, readable=True, help="the bank's statement file"),
+    fmt: str | None = typer.Option(None, "--format", help="csv, mt940 or camt053; default: read from the file"),
+    bank: str | None = typer.Option(None, help="import as this custody bank (its institutions only)"),
+) -> None:
+    """Import a custody bank statement file, whole or not at all; importing it again changes nothing."""
+    from escrow.statements import import_statements, operator_caller
+
+    with _session() as session:
+        caller = operator_caller(session, bank=bank)
+        imported = import_statements(session, caller=caller, data=file.read_bytes(), fmt=fmt, now=datetime.now(UTC))
+        for item in imported:
+            s = item.statement
+            what = "already imported" if item.replayed else "imported"
+            typer.echo(f"{s.account} {s.statement_date} {s.line_count} lines, closing {s.closing_fen} fen: {what}")
 
 
 @audit_app.command("verify")

@@ -48,6 +48,13 @@ def register_institution(
     taken = session.scalar(select(Institution.id).where(Institution.credit_code == credit_code))
     if taken is not None:
         raise Conflict(f"an institution with credit code {credit_code} is already registered")
+    shared = session.scalar(
+        select(Institution.id).where(
+            Institution.custody_bank == custody_bank, Institution.custody_account == custody_account
+        )
+    )
+    if shared is not None:
+        raise Conflict(f"account {custody_account} at {custody_bank} is already the custody account of {shared}")
     policy, _ = policy_in_force(session, jurisdiction_code=jurisdiction_code, on=today)
     row = Institution(
         id=new_id(),

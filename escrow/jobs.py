@@ -25,6 +25,7 @@ from escrow.database import make_sessionmaker
 from escrow.errors import NotFound
 from escrow.ids import new_id
 from escrow.payouts import make_payouts, reinstruct_refunds
+from escrow.reconcile import RECON_RULES, reconcile, reconciliation_findings
 from escrow.refunds import deem_refunds_approved
 from escrow.risks import risk_findings
 
@@ -51,6 +52,13 @@ def _seal_audit(session: Session, now: datetime, run: UUID | None) -> dict[str, 
     return {"findings": len(findings), "raised": len(raised)}
 
 
+def _reconcile(session: Session, now: datetime, run: UUID | None) -> dict[str, Any]:
+    done = reconcile(session, now=now)
+    findings = reconciliation_findings(session)
+    raised = raise_alerts(session, findings, rules=RECON_RULES, now=now, run_id=run)
+    return {**done, "findings": len(findings), "raised": len(raised), "rules": sorted({f.rule for f in findings})}
+
+
 def _risks(session: Session, now: datetime, run: UUID | None) -> dict[str, Any]:
     findings, codes = risk_findings(session, now=now)
     raised = raise_alerts(session, findings, rules=codes, now=now, run_id=run)
@@ -64,6 +72,7 @@ JOBS: dict[str, tuple[Job, str]] = {
     ),
     "deem_refunds_approved": (_changed(deem_refunds_approved), "approve refund requests left unanswered too long"),
     "make_payouts": (_payouts, "instruct releases due under each cadence, and refunds owed"),
+    "reconcile": (_reconcile, "match custody bank statements to the ledger's cash movements; breaks are alerts"),
     "check_invariants": (_invariants, "balanced transactions, cached balances, no forbidden negatives, custody"),
     "seal_audit": (_seal_audit, "walk the audit trail's hash chains; a break is a red alert"),
     "evaluate_risks": (_risks, "the risk rules over every institution, with the policy's thresholds"),

@@ -191,3 +191,40 @@ class Hold(Base):
     lifted_at: Mapped[datetime | None]
     lifted_by: Mapped[str | None] = mapped_column(Text)
     lift_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class BankStatement(Base):
+    """One custody account's statement for one day, as the bank delivered it (migration 0006)."""
+
+    __tablename__ = "bank_statement"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    statement_date: Mapped[date]
+    account: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(Text)
+    opening_fen: Mapped[int] = mapped_column(BigInteger)
+    closing_fen: Mapped[int] = mapped_column(BigInteger)
+    line_count: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str] = mapped_column(Text)
+    imported_by: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+    reconciled_at: Mapped[datetime | None]
+    ledger_closing_fen: Mapped[int | None] = mapped_column(BigInteger)
+    family_owed_fen: Mapped[int | None] = mapped_column(BigInteger)
+    unmatched_ledger: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+
+
+class StatementLineRecord(Base):
+    __tablename__ = "statement_line"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    statement_id: Mapped[UUID]
+    position: Mapped[int]
+    value_date: Mapped[date]
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(Text)
+    counterparty: Mapped[str] = mapped_column(Text)
+    memo: Mapped[str] = mapped_column(Text)

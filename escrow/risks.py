@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from escrow.alerts import Finding, Severity
+from escrow.calendar import BUSINESS_TZ, local_day_start
 from escrow.jurisdictions import policy_in_force
+from escrow.money import format_yuan
 from escrow.policy import Policy
 
 Rule = Callable[[Session, datetime, Callable[[UUID], Policy]], list[Finding]]
@@ -193,6 +195,91 @@ def reserve_below(session: Session, now: datetime, policy: Callable[[UUID], Poli
     return findings
 
 
+def statement_missing(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """Day T's statement is due by T+1 09:00 Beijing time, for every open institution that existed on T."""
+    local = now.astimezone(BUSINESS_TZ)
+    deadline_hour = 9
+    due_day = local.date() - timedelta(days=1 if local.hour >= deadline_hour else 2)
+    return [
+        Finding(
+            "statement_missing",
+            Severity.YELLOW,
+            inst,
+            due_day.isoformat(),
+            f"the custody bank's statement for {due_day} was not imported by {due_day + timedelta(days=1)} 09:00",
+            {"statement_date": due_day.isoformat()},
+        )
+        for (inst,) in session.execute(
+            text(
+                "SELECT i.id FROM institution i WHERE i.status <> 'closed' AND i.created_at < :end"
+                " AND NOT EXISTS (SELECT 1 FROM bank_statement s WHERE s.institution_id = i.id"
+                "  AND s.statement_date = :day)"
+            ),
+            {"day": due_day, "end": local_day_start(due_day + timedelta(days=1))},
+        )
+    ]
+
+
+def custody_below_owed(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """The bank's latest closing balance is below what the ledger owed families (held plus refunds due)
+    at the end of that day."""
+    return [
+        Finding(
+            "custody_below_owed",
+            Severity.RED,
+            inst,
+            "",
+            f"the custody account held {format_yuan(closing)} yuan on {day}, below the {format_yuan(owed)} yuan"
+            " owed to families",
+            {"statement_date": day.isoformat(), "bank_fen": closing, "family_owed_fen": owed},
+        )
+        for inst, day, closing, owed in session.execute(
+            text(
+                "SELECT * FROM (SELECT DISTINCT ON (institution_id) institution_id, statement_date, closing_fen,"
+                " family_owed_fen FROM bank_statement WHERE reconciled_at IS NOT NULL"
+                " ORDER BY institution_id, statement_date DESC) latest WHERE closing_fen < family_owed_fen"
+            )
+        )
+    ]
+
+
+def cap_broken(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """Money came into the custody account outside the ledger in one payment larger than any single
+    collection may be under the policy: a prepayment collected around the caps."""
+    findings = []
+    for inst, line_id, day, amount, reference, courses in session.execute(
+        text(
+            "SELECT l.institution_id, l.id, s.statement_date, l.amount_fen, l.reference,"
+            " (SELECT array_agg(ARRAY[c.unit_price_fen, (c.category = 'subject')::int]) FROM course c"
+            "  WHERE c.institution_id = l.institution_id)"
+            " FROM statement_line l JOIN bank_statement s ON s.institution_id = l.institution_id"
+            " AND s.id = l.statement_id WHERE s.reconciled_at IS NOT NULL AND l.amount_fen > 0"
+            " AND NOT EXISTS (SELECT 1 FROM statement_match m WHERE m.institution_id = l.institution_id"
+            "  AND m.line_id = l.id)"
+        )
+    ):
+        if not courses:
+            continue
+        rules = policy(inst)
+        cap = max(
+            unit * rules.max_hours if subject else min(unit * rules.max_hours, rules.max_non_subject_fen)
+            for unit, subject in courses
+        )
+        if amount > cap:
+            findings.append(
+                Finding(
+                    "cap_broken",
+                    Severity.RED,
+                    inst,
+                    str(line_id),
+                    f"{format_yuan(amount)} yuan came in on {day} (ref {reference}) outside the ledger, above the"
+                    f" {format_yuan(cap)} yuan a single collection may be here",
+                    {"statement_date": day.isoformat(), "amount_fen": amount, "cap_fen": cap, "reference": reference},
+                )
+            )
+    return findings
+
+
 RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "money_idle": (money_idle, ("money_idle", "money_idle_long")),
     "refund_surge": (refund_surge, ("refund_surge",)),
@@ -200,6 +287,9 @@ RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "deemed_confirmations": (deemed_confirmations, ("deemed_confirmations",)),
     "refund_deadline_missed": (refund_deadline_missed, ("refund_deadline_missed",)),
     "reserve_below_collections": (reserve_below, ("reserve_below_collections",)),
+    "statement_missing": (statement_missing, ("statement_missing",)),
+    "custody_below_owed": (custody_below_owed, ("custody_below_owed",)),
+    "cap_broken": (cap_broken, ("cap_broken",)),
 }
 
 

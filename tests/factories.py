@@ -28,6 +28,11 @@ def id_number() -> str:
     return first + ID_CHECKS[sum(int(d) * w for d, w in zip(first, ID_WEIGHTS, strict=True)) % 11]
 
 
+def account_number() -> str:
+    """A custody account number no other test institution has."""
+    return "6222" + "".join(rng.choice("0123456789") for _ in range(12))
+
+
 def phone() -> str:
     return "13" + "".join(rng.choice("0123456789") for _ in range(9))
 
@@ -39,9 +44,9 @@ def bare_institution(session: Session, jurisdiction: str = JURISDICTION) -> UUID
     session.execute(
         text(
             "INSERT INTO institution (id, name, credit_code, jurisdiction_code, supervision_model, custody_bank,"
-            " custody_account) VALUES (:id, 'Test school', :code, :j, 'custody', 'test_bank', '6222000011112222')"
+            " custody_account) VALUES (:id, 'Test school', :code, :j, 'custody', 'test_bank', :account)"
         ),
-        {"id": institution_id, "code": credit_code(), "j": jurisdiction},
+        {"id": institution_id, "code": credit_code(), "j": jurisdiction, "account": account_number()},
     )
     return institution_id
 

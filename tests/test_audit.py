@@ -17,7 +17,7 @@ from escrow.errors import PolicyViolation
 from escrow.institutions import register_institution
 from escrow.jurisdictions import add_jurisdiction
 from escrow.policy import CourseCategory
-from tests.factories import credit_code, regulator, school
+from tests.factories import account_number, credit_code, regulator, school
 
 J = "310117"
 
@@ -32,7 +32,7 @@ def school_with_courses(db: sessionmaker[Session], courses: int) -> UUID:
             credit_code=credit_code(),
             jurisdiction_code=J,
             custody_bank="bank_p",
-            custody_account="62220000111122",
+            custody_account=account_number(),
             supervision_model=None,
             today=datetime.now(UTC).date(),
         )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from escrow.ids import new_id
-from tests.factories import credit_code, phone
+from tests.factories import account_number, credit_code, phone
 from tests.world import J1, J2, Place, World, build_world, today
 
 REG, INST, PARENT, BANK = "regulator", "institution", "parent", "bank"
@@ -56,7 +56,7 @@ def institution_body(place: Place) -> dict[str, Any]:
         "credit_code": credit_code(),
         "jurisdiction_code": place.jurisdiction,
         "custody_bank": "bank_a",
-        "custody_account": "6222000011113333",
+        "custody_account": account_number(),
     }
 
 
@@ -143,6 +143,21 @@ TABLE: dict[str, Row] = {
     "resolve_alert": Row(
         "POST", "/alerts/{alert_id}/resolution", frozenset({REG}), lambda _: {"note": "done"}, changes=True
     ),
+    "get_held_funds": Row(
+        "GET",
+        "/reports/held-funds",
+        frozenset({REG}),
+        query=lambda p: {"jurisdiction_code": p.jurisdiction},
+        filters=True,
+    ),
+    "get_held_funds_aging": Row(
+        "GET",
+        "/reports/held-funds/aging",
+        frozenset({REG}),
+        query=lambda p: {"jurisdiction_code": p.jurisdiction},
+        filters=True,
+    ),
+    "list_held_contracts": Row("GET", "/reports" + INST_PATH + "/contracts", frozenset({REG})),
     # last: they freeze and close the caller's own institution
     "place_hold": Row("POST", INST_PATH + "/holds", frozenset({REG}), lambda _: {"reason": "r"}, ok=201, changes=True),
     "lift_hold": Row(

@@ -24,7 +24,7 @@ from escrow.payouts import make_payouts, request_payout, settle_payout
 from escrow.policy import CourseCategory
 from escrow.records import ClassRecord, Payout
 from escrow.refunds import decide_refund, request_refund
-from tests.factories import credit_code, phone, regulator, school
+from tests.factories import account_number, credit_code, phone, regulator, school
 from tests.ledger_helpers import books_problems
 
 J = "310116"
@@ -41,7 +41,7 @@ def contract_with_money(db: sessionmaker[Session], hours: int = 60) -> tuple[UUI
             credit_code=credit_code(),
             jurisdiction_code=J,
             custody_bank="bank_j",
-            custody_account="62220000111122",
+            custody_account=account_number(),
             supervision_model=None,
             today=AT.date(),
         )

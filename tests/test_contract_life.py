@@ -17,7 +17,7 @@ from escrow.access import Role
 from escrow.database import make_sessionmaker
 from escrow.jurisdictions import add_jurisdiction
 from escrow.tokens import issue_token
-from tests.factories import credit_code, phone
+from tests.factories import account_number, credit_code, phone
 
 J = "310115"
 KEYS = count(1)
@@ -69,7 +69,7 @@ def test_sixty_hours_from_payment_to_refund(life: Life) -> None:
             "credit_code": credit_code(),
             "jurisdiction_code": J,
             "custody_bank": "bank_pudong",
-            "custody_account": "6222030011112222",
+            "custody_account": account_number(),
         },
         201,
     )["id"]
@@ -160,7 +160,7 @@ def test_a_hold_blocks_payouts_and_collections_never_refunds_and_closure_refunds
             "credit_code": credit_code(),
             "jurisdiction_code": J,
             "custody_bank": "bank_pudong",
-            "custody_account": "6222030011113333",
+            "custody_account": account_number(),
         },
         201,
     )["id"]

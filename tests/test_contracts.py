@@ -18,7 +18,7 @@ from escrow.institutions import register_institution
 from escrow.jurisdictions import add_jurisdiction
 from escrow.policy import CourseCategory
 from escrow.records import PolicyVersion
-from tests.factories import credit_code, phone, regulator, school
+from tests.factories import account_number, credit_code, phone, regulator, school
 
 STRICT, NATIONAL = "310113", "310114"
 
@@ -59,7 +59,7 @@ def school_in(db: sessionmaker[Session], code: str, category: CourseCategory) ->
             credit_code=credit_code(),
             jurisdiction_code=code,
             custody_bank="bank",
-            custody_account="62220000111122",
+            custody_account=account_number(),
             supervision_model=None,
             today=date(2026, 1, 1),
         )

@@ -17,7 +17,7 @@ from escrow.access import Role
 from escrow.database import make_sessionmaker
 from escrow.jurisdictions import add_jurisdiction
 from escrow.tokens import issue_token
-from tests.factories import credit_code, phone
+from tests.factories import account_number, credit_code, phone
 
 J = "310112"
 
@@ -56,7 +56,7 @@ def school(api: Api) -> tuple[str, str]:
             "credit_code": credit_code(),
             "jurisdiction_code": J,
             "custody_bank": "icbc_minhang",
-            "custody_account": "6222020011112222",
+            "custody_account": account_number(),
         },
     )
     assert r.status_code == 201, r.text

@@ -27,7 +27,7 @@ from escrow.payouts import request_payout
 from escrow.policy import CourseCategory
 from escrow.refunds import request_refund
 from escrow.tokens import issue_token
-from tests.factories import credit_code, id_number, phone, regulator, school
+from tests.factories import account_number, credit_code, id_number, phone, regulator, school
 
 J1, J2 = "310104", "310105"
 
@@ -49,6 +49,7 @@ class Place:
     payout_id: UUID  # instructed
     hold_id: UUID  # lifted
     alert_id: UUID = field(default_factory=new_id)  # open
+    custody_account: str = "6222999999999999"  # no institution's
 
 
 @dataclass
@@ -71,7 +72,7 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
             credit_code=credit_code(),
             jurisdiction_code=jurisdiction,
             custody_bank=f"bank_{name.lower()}",
-            custody_account="6222000011112222",
+            custody_account=account_number(),
             supervision_model=None,
             today=now.date(),
         )

@@ -1,0 +1,208 @@
+"""Bank statements matched against the ledger's cash movements, per institution and day (Beijing time).
+
+A cash movement is a journal transaction's postings to custody_cash. A statement line matches movements
+by reference and amount: one to one first, then one line to several movements that share its reference
+and sum to it (a bank that pays a batch as one). What stays unmatched on either side, and a closing
+balance that differs from the ledger's custody cash by more than the unmatched items explain, are breaks.
+Set-based SQL throughout: one run reconciles every due statement of a province in a few statements.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from escrow.alerts import Finding, Severity
+from escrow.calendar import BUSINESS_TZ
+from escrow.money import format_yuan
+
+RECON_RULES = ("recon_bank_line_unmatched", "recon_ledger_unmatched", "recon_balance_differs")
+RECHECK_DAYS = 7  # recent statements are matched again: the ledger may catch up with the bank late
+
+_DUE = """
+CREATE TEMP TABLE recon_due ON COMMIT DROP AS
+SELECT s.institution_id, s.id, s.statement_date,
+       (s.statement_date::timestamp AT TIME ZONE :tz) AS day_start,
+       ((s.statement_date + 1)::timestamp AT TIME ZONE :tz) AS day_end
+FROM bank_statement s
+WHERE s.reconciled_at IS NULL OR s.statement_date >= :recent OR s.unmatched_ledger <> '[]'
+   OR EXISTS (SELECT 1 FROM statement_line l WHERE l.institution_id = s.institution_id AND l.statement_id = s.id
+              AND NOT EXISTS (SELECT 1 FROM statement_match m WHERE m.institution_id = l.institution_id
+                              AND m.line_id = l.id))
+"""
+
+# the day's cash movements not matched yet, with the bank reference the ledger knows them by
+_MOVES = """
+CREATE TEMP TABLE recon_move ON COMMIT DROP AS
+SELECT d.institution_id, d.id AS statement_id, t.id AS transaction_id, sum(p.amount) AS amount_fen,
+       coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference, t.effective_at
+FROM recon_due d
+JOIN account a ON a.institution_id = d.institution_id AND a.code = 'custody_cash'
+JOIN journal_transaction t ON t.institution_id = d.institution_id
+     AND t.effective_at >= d.day_start AND t.effective_at < d.day_end
+JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.id AND p.account_id = a.id
+LEFT JOIN payout po ON po.institution_id = t.institution_id AND po.settle_transaction_id = t.id
+WHERE NOT EXISTS (SELECT 1 FROM statement_match m WHERE m.institution_id = t.institution_id
+                  AND m.transaction_id = t.id)
+GROUP BY d.institution_id, d.id, t.id, po.bank_reference
+HAVING sum(p.amount) <> 0
+"""
+
+_LINES = """
+CREATE TEMP TABLE recon_line ON COMMIT DROP AS
+SELECT l.institution_id, l.id, l.statement_id, l.reference, l.amount_fen, l.position
+FROM statement_line l JOIN recon_due d ON d.institution_id = l.institution_id AND d.id = l.statement_id
+WHERE NOT EXISTS (SELECT 1 FROM statement_match m WHERE m.institution_id = l.institution_id AND m.line_id = l.id)
+"""
+
+_ONE_TO_ONE = """
+INSERT INTO statement_match (institution_id, transaction_id, line_id, how, matched_at)
+SELECT mv.institution_id, mv.transaction_id, ln.id, 'one_to_one', :now
+FROM (SELECT *, row_number() OVER (PARTITION BY institution_id, statement_id, reference, amount_fen
+                                   ORDER BY position) AS n FROM recon_line) ln
+JOIN (SELECT *, row_number() OVER (PARTITION BY institution_id, statement_id, reference, amount_fen
+                                   ORDER BY effective_at, transaction_id) AS n FROM recon_move) mv
+  ON mv.institution_id = ln.institution_id AND mv.statement_id = ln.statement_id
+ AND mv.reference = ln.reference AND mv.amount_fen = ln.amount_fen AND mv.n = ln.n
+"""
+
+_MANY_TO_ONE = """
+INSERT INTO statement_match (institution_id, transaction_id, line_id, how, matched_at)
+SELECT mv.institution_id, mv.transaction_id, ln.id, 'many_to_one', :now
+FROM (SELECT DISTINCT ON (institution_id, statement_id, reference, amount_fen) * FROM recon_line
+      ORDER BY institution_id, statement_id, reference, amount_fen, position) ln
+JOIN (SELECT institution_id, statement_id, reference, sum(amount_fen) AS total FROM recon_move
+      WHERE reference <> '' GROUP BY institution_id, statement_id, reference HAVING count(*) > 1) g
+  ON g.institution_id = ln.institution_id AND g.statement_id = ln.statement_id
+ AND g.reference = ln.reference AND g.total = ln.amount_fen
+JOIN recon_move mv ON mv.institution_id = g.institution_id AND mv.statement_id = g.statement_id
+ AND mv.reference = g.reference
+ON CONFLICT DO NOTHING
+"""
+
+_FORGET_MATCHED = """
+DELETE FROM recon_move r USING statement_match m
+WHERE m.institution_id = r.institution_id AND m.transaction_id = r.transaction_id;
+DELETE FROM recon_line r USING statement_match m WHERE m.institution_id = r.institution_id AND m.line_id = r.id
+"""
+
+# what the ledger says at the end of each due day: custody cash, and what families are owed
+_STORE = """
+UPDATE bank_statement s
+SET reconciled_at = :now,
+    ledger_closing_fen = b.custody, family_owed_fen = b.family_owed,
+    unmatched_ledger = coalesce(
+        (SELECT jsonb_agg(jsonb_build_object('transaction_id', r.transaction_id, 'amount_fen', r.amount_fen,
+                                             'reference', r.reference) ORDER BY r.effective_at, r.transaction_id)
+         FROM recon_move r WHERE r.institution_id = s.institution_id AND r.statement_id = s.id), '[]')
+FROM recon_due d CROSS JOIN LATERAL (
+    SELECT coalesce(sum(p.amount) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
+           -coalesce(sum(p.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0)
+               AS family_owed
+    FROM posting p
+    JOIN journal_transaction t ON t.institution_id = p.institution_id AND t.id = p.transaction_id
+    JOIN account a ON a.institution_id = p.institution_id AND a.id = p.account_id
+    WHERE p.institution_id = d.institution_id AND t.effective_at < d.day_end
+) b
+WHERE s.institution_id = d.institution_id AND s.id = d.id
+"""
+
+
+def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
+    """Match every due statement and store what the ledger said that day. Safe to run twice."""
+    params: dict[str, Any] = {
+        "tz": str(BUSINESS_TZ),
+        "now": now,
+        "recent": now.astimezone(BUSINESS_TZ).date() - timedelta(days=RECHECK_DAYS),
+    }
+    session.execute(text("DROP TABLE IF EXISTS recon_due, recon_move, recon_line"))
+    session.execute(text(_DUE), params)
+    session.execute(text(_MOVES), params)
+    session.execute(text(_LINES))
+    one = session.execute(text(_ONE_TO_ONE), params).rowcount  # type: ignore[attr-defined]
+    session.execute(text(_FORGET_MATCHED))
+    many = session.execute(text(_MANY_TO_ONE), params).rowcount  # type: ignore[attr-defined]
+    session.execute(text(_FORGET_MATCHED))
+    statements = session.execute(text(_STORE), params).rowcount  # type: ignore[attr-defined]
+    session.execute(text("DROP TABLE recon_due, recon_move, recon_line"))
+    return {"statements": statements, "matched_one_to_one": one, "matched_many_to_one": many}
+
+
+def reconciliation_findings(session: Session) -> list[Finding]:
+    """The breaks in what is reconciled: unmatched lines on either side, unexplained balance differences."""
+    findings = [
+        Finding(
+            "recon_bank_line_unmatched",
+            Severity.RED,
+            inst,
+            str(line_id),
+            f"the bank shows {format_yuan(amount)} yuan ref {reference} on {day} that the ledger has no movement for",
+            {"statement_date": day.isoformat(), "amount_fen": amount, "reference": reference},
+        )
+        for inst, line_id, day, amount, reference in session.execute(
+            text(
+                "SELECT l.institution_id, l.id, s.statement_date, l.amount_fen, l.reference FROM statement_line l"
+                " JOIN bank_statement s ON s.institution_id = l.institution_id AND s.id = l.statement_id"
+                " WHERE s.reconciled_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM statement_match m"
+                "  WHERE m.institution_id = l.institution_id AND m.line_id = l.id)"
+            )
+        )
+    ]
+    findings += [
+        Finding(
+            "recon_ledger_unmatched",
+            Severity.RED,
+            inst,
+            str(move["transaction_id"]),
+            f"the ledger moved {format_yuan(move['amount_fen'])} yuan through custody cash on {day}"
+            f" (ref {move['reference'] or 'none'}) and the bank's statement does not show it",
+            {"statement_date": day.isoformat(), **move},
+        )
+        for inst, day, move in session.execute(
+            text(
+                "SELECT s.institution_id, s.statement_date, e FROM bank_statement s,"
+                " jsonb_array_elements(s.unmatched_ledger) e WHERE s.unmatched_ledger <> '[]'"
+            )
+        )
+    ]
+    findings += [
+        Finding(
+            "recon_balance_differs",
+            Severity.RED,
+            inst,
+            "",
+            f"the bank's closing balance on {day} is {format_yuan(closing)} yuan and the ledger's custody cash"
+            f" {format_yuan(ledger)}: {format_yuan(closing - ledger - explained)} yuan more than the unmatched"
+            " items explain",
+            {"statement_date": day.isoformat(), "bank_fen": closing, "ledger_fen": ledger, "explained_fen": explained},
+        )
+        for inst, day, closing, ledger, explained in session.execute(text(_LATEST_DIFFERENCES))
+    ]
+    return findings
+
+
+# the latest reconciled statement of each institution, and how much of its difference from the ledger
+# the unmatched items (bank lines less ledger movements) of it and every earlier statement explain
+_LATEST_DIFFERENCES = """
+WITH latest AS (
+    SELECT DISTINCT ON (institution_id) institution_id, statement_date, closing_fen, ledger_closing_fen
+    FROM bank_statement WHERE reconciled_at IS NOT NULL ORDER BY institution_id, statement_date DESC
+), explained AS (
+    SELECT s.institution_id,
+           coalesce(sum((SELECT coalesce(sum(l.amount_fen), 0) FROM statement_line l
+                         WHERE l.institution_id = s.institution_id AND l.statement_id = s.id
+                         AND NOT EXISTS (SELECT 1 FROM statement_match m
+                                         WHERE m.institution_id = l.institution_id AND m.line_id = l.id))
+                        - (SELECT coalesce(sum((e ->> 'amount_fen')::bigint), 0)
+                           FROM jsonb_array_elements(s.unmatched_ledger) e)), 0) AS fen
+    FROM bank_statement s JOIN latest USING (institution_id)
+    WHERE s.statement_date <= latest.statement_date AND s.reconciled_at IS NOT NULL
+    GROUP BY s.institution_id
+)
+SELECT latest.institution_id, statement_date, closing_fen, ledger_closing_fen, explained.fen
+FROM latest JOIN explained USING (institution_id)
+WHERE closing_fen - ledger_closing_fen <> explained.fen
+"""
