@@ -26,14 +26,14 @@ def ledger_statements(
     rows = session.execute(
         text(
             "SELECT i.id, i.custody_account, t.id AS txn, t.effective_at < :start AS before,"
-            " sum(p.amount) AS amount, coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference"
+            " sum(p.amount)::bigint AS amount, coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference"
             " FROM institution i JOIN account a ON a.institution_id = i.id AND a.code = 'custody_cash'"
             " LEFT JOIN posting p ON p.institution_id = i.id AND p.account_id = a.id"
             " LEFT JOIN journal_transaction t ON t.institution_id = p.institution_id AND t.id = p.transaction_id"
             " LEFT JOIN payout po ON po.institution_id = t.institution_id AND po.settle_transaction_id = t.id"
             " WHERE (CAST(:ids AS uuid[]) IS NULL OR i.id = ANY(CAST(:ids AS uuid[])))"
             " AND (t.id IS NULL OR t.effective_at < :end)"
-            " GROUP BY i.id, i.custody_account, t.id, t.effective_at, po.bank_reference"
+            " GROUP BY i.id, i.custody_account, t.institution_id, t.id, po.bank_reference"
             " ORDER BY i.id, t.effective_at, t.id"
         ),
         {"start": start, "end": end, "ids": ids},

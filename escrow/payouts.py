@@ -201,7 +201,8 @@ def settle_payout(
                 legs=legs,
                 idempotency=IdempotencyKey(LEDGER, f"settle:{payout.id}"),
                 effective_at=now,
-                metadata={"payout_id": str(payout.id), "note": note_text},
+                metadata={"payout_id": str(payout.id), "note": note_text}
+                | ({"bank_reference": note_text} if executed else {}),
             )
             payout.settle_transaction_id = entry.id
         if not executed and payout.kind == "release":  # the classes wait for the next instruction

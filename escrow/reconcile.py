@@ -37,7 +37,7 @@ WHERE s.reconciled_at IS NULL OR s.statement_date >= :recent OR s.unmatched_ledg
 # the day's cash movements not matched yet, with the bank reference the ledger knows them by
 _MOVES = """
 CREATE TEMP TABLE recon_move ON COMMIT DROP AS
-SELECT d.institution_id, d.id AS statement_id, t.id AS transaction_id, sum(p.amount) AS amount_fen,
+SELECT d.institution_id, d.id AS statement_id, t.id AS transaction_id, sum(p.amount)::bigint AS amount_fen,
        coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference, t.effective_at
 FROM recon_due d
 JOIN account a ON a.institution_id = d.institution_id AND a.code = 'custody_cash'
@@ -47,7 +47,7 @@ JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.i
 LEFT JOIN payout po ON po.institution_id = t.institution_id AND po.settle_transaction_id = t.id
 WHERE NOT EXISTS (SELECT 1 FROM statement_match m WHERE m.institution_id = t.institution_id
                   AND m.transaction_id = t.id)
-GROUP BY d.institution_id, d.id, t.id, po.bank_reference
+GROUP BY d.institution_id, d.id, t.institution_id, t.id, po.bank_reference
 HAVING sum(p.amount) <> 0
 """
 
@@ -99,8 +99,8 @@ SET reconciled_at = :now,
                                              'reference', r.reference) ORDER BY r.effective_at, r.transaction_id)
          FROM recon_move r WHERE r.institution_id = s.institution_id AND r.statement_id = s.id), '[]')
 FROM recon_due d CROSS JOIN LATERAL (
-    SELECT coalesce(sum(p.amount) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
-           -coalesce(sum(p.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0)
+    SELECT coalesce(sum(p.amount) FILTER (WHERE a.code = 'custody_cash'), 0)::bigint AS custody,
+           -coalesce(sum(p.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0)::bigint
                AS family_owed
     FROM posting p
     JOIN journal_transaction t ON t.institution_id = p.institution_id AND t.id = p.transaction_id
@@ -202,7 +202,7 @@ WITH latest AS (
     WHERE s.statement_date <= latest.statement_date AND s.reconciled_at IS NOT NULL
     GROUP BY s.institution_id
 )
-SELECT latest.institution_id, statement_date, closing_fen, ledger_closing_fen, explained.fen
+SELECT latest.institution_id, statement_date, closing_fen, ledger_closing_fen, explained.fen::bigint
 FROM latest JOIN explained USING (institution_id)
 WHERE closing_fen - ledger_closing_fen <> explained.fen
 """

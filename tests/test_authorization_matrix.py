@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +42,7 @@ class Row:
     ok: int = 200
     filters: bool = False
     changes: bool = False
+    raw: Callable[[Place], bytes] | None = None
     """A transition: an own object may already have moved on, so 409 is as good as success here."""
     """A list whose query narrows it: out of scope it answers 200 with nothing in it."""
 
@@ -73,6 +74,15 @@ def contract_body(place: Place) -> dict[str, Any]:
         "term_start": today().isoformat(),
         "term_end": (today() + timedelta(days=30)).isoformat(),
     }
+
+
+def statement_file(place: Place) -> bytes:
+    """An empty statement of the place's custody account for a day no other call uses."""
+    day = (date(2020, 1, 1) + timedelta(days=next(COUNTER))).isoformat()
+    return (
+        "account,date,type,amount,reference\n"
+        f"{place.custody_account},{day},opening,0.00,\n{place.custody_account},{day},closing,0.00,\n"
+    ).encode()
 
 
 def collection_body(_: Place) -> dict[str, Any]:
@@ -143,6 +153,15 @@ TABLE: dict[str, Row] = {
     "resolve_alert": Row(
         "POST", "/alerts/{alert_id}/resolution", frozenset({REG}), lambda _: {"note": "done"}, changes=True
     ),
+    "import_statements": Row("POST", "/statements", frozenset({REG, BANK}), raw=statement_file, ok=201),
+    "list_statements": Row(
+        "GET",
+        "/statements",
+        frozenset({REG, INST, BANK}),
+        query=lambda p: {"institution_id": str(p.institution_id)},
+        filters=True,
+    ),
+    "get_statement": Row("GET", INST_PATH + "/statements/{statement_id}", frozenset({REG, INST, BANK})),
     "get_held_funds": Row(
         "GET",
         "/reports/held-funds",
@@ -205,10 +224,14 @@ def call(client: TestClient, world: World, role: str, row: Row, place: Place) ->
         payout_id=place.payout_id,
         hold_id=place.hold_id,
         alert_id=place.alert_id,
+        statement_id=place.statement_id,
     )
     headers = {"Authorization": f"Bearer {world.tokens[TOKEN_OF[role]]}", "Idempotency-Key": f"m-{next(COUNTER)}"}
     body = row.body(place) if row.body else None
-    return client.request(row.method, path, json=body, params=row.query(place) if row.query else None, headers=headers)
+    content = row.raw(place) if row.raw else None
+    return client.request(
+        row.method, path, json=body, content=content, params=row.query(place) if row.query else None, headers=headers
+    )
 
 
 def expected(row: Row, role: str, kind: str) -> int:

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
 from escrow.alerts import Finding, Severity, raise_alerts
+from escrow.bank_files import ledger_statements, statements_csv
+from escrow.calendar import BUSINESS_TZ
 from escrow.classes import confirm_class, dispute_class, record_class
 from escrow.collections import collect
 from escrow.contracts import GuardianDetails, sign_contract
@@ -25,7 +27,9 @@ from escrow.institutions import register_institution
 from escrow.jurisdictions import add_jurisdiction
 from escrow.payouts import request_payout
 from escrow.policy import CourseCategory
+from escrow.records import Institution
 from escrow.refunds import request_refund
+from escrow.statements import import_statements
 from escrow.tokens import issue_token
 from tests.factories import account_number, credit_code, id_number, phone, regulator, school
 
@@ -50,6 +54,7 @@ class Place:
     hold_id: UUID  # lifted
     alert_id: UUID = field(default_factory=new_id)  # open
     custody_account: str = "6222999999999999"  # no institution's
+    statement_id: UUID = field(default_factory=new_id)  # today's, imported by its bank
 
 
 @dataclass
@@ -111,6 +116,7 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
         for p in world.places.values():
             if p.institution_id == place.institution_id:
                 p.hold_id = hold.id
+    _deliver_statements(session, world, now)
     for name in ("A", "B"):
         place = world.places[name]
         (place.alert_id,) = raise_alerts(
@@ -124,6 +130,18 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
         _, secret = issue_token(session, label=role_name, **caller_kwargs)  # type: ignore[arg-type]
         world.tokens[role_name] = secret
     return world
+
+
+def _deliver_statements(session: Session, world: World, now: datetime) -> None:
+    """Each institution's bank delivers today's statement, as the ledger has it."""
+    day = now.astimezone(BUSINESS_TZ).date()
+    for place in world.places.values():
+        bank = session.get_one(Institution, place.institution_id).custody_bank
+        (statement,) = ledger_statements(session, day=day, institution_ids=[place.institution_id])
+        bank_caller = Caller(token_id=new_id(), role=Role.BANK, bank_code=bank)
+        imported = import_statements(session, caller=bank_caller, data=statements_csv([statement]), fmt=None, now=now)
+        place.statement_id = imported[0].statement.id
+        place.custody_account = statement.account
 
 
 def _contract(
