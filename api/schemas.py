@@ -327,3 +327,71 @@ class AlertOut(BaseModel):
 
 class NoteIn(Request):
     note: Reason
+
+
+class HeldFundsFigures(BaseModel):
+    held_fen: int = Field(description="Σ prepaid: unconsumed prepayments held for families")
+    releasable_fen: int
+    payout_pending_fen: int
+    refund_payable_fen: int
+    custody_cash_fen: int
+
+
+class InstitutionHeldFundsOut(HeldFundsFigures):
+    institution_id: UUID
+    institution_name: str
+    jurisdiction_code: str
+    contracts_path: str = Field(description="its contracts with what each held at the instant (list_held_contracts)")
+
+
+class JurisdictionHeldFundsOut(HeldFundsFigures):
+    jurisdiction_code: str
+
+
+class HeldFundsOut(BaseModel):
+    as_of: datetime
+    items: list[InstitutionHeldFundsOut]
+    jurisdictions: list[JurisdictionHeldFundsOut] = Field(description="per jurisdiction: the sums of its items")
+    total: HeldFundsFigures
+
+
+class AgingFigures(BaseModel):
+    held_fen: int
+    days_0_30_fen: int = Field(description="held from collections at most 30 whole days old at the instant")
+    days_31_90_fen: int
+    days_over_90_fen: int
+
+
+class InstitutionAgingOut(AgingFigures):
+    institution_id: UUID
+    institution_name: str
+    jurisdiction_code: str
+
+
+class JurisdictionAgingOut(AgingFigures):
+    jurisdiction_code: str
+
+
+class HeldFundsAgingOut(BaseModel):
+    as_of: datetime
+    items: list[InstitutionAgingOut]
+    jurisdictions: list[JurisdictionAgingOut] = Field(description="per jurisdiction: the sums of its items")
+    total: AgingFigures
+
+
+class HeldContractOut(BaseModel):
+    contract_id: UUID
+    course_id: UUID
+    student_name: str
+    status: str
+    signed_at: datetime
+    collected_fen: int = Field(description="collected by the instant")
+    held_fen: int = Field(description="held for the family at the instant")
+    transactions_path: str = Field(description="its transactions and their postings (list_contract_transactions)")
+
+
+class HeldContractsOut(BaseModel):
+    institution_id: UUID
+    as_of: datetime
+    items: list[HeldContractOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Subquery, case, func, select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role, require_role
@@ -34,29 +34,41 @@ class InstitutionBalances:
         return sum(self.by_kind.get(kind, 0) for kind in OWED_KINDS)
 
 
+def account_kind(code: ColumnElement[str]) -> ColumnElement[str]:
+    """The kind of an account: its code before ':' (prepaid:<contract> is a prepaid account)."""
+    return func.split_part(code, ":", 1)
+
+
+def balance_parts(accounts: ColumnElement[bool], *, as_of: datetime | None) -> Subquery:
+    """Rows (institution_id, account_id, code, amount) whose sums are the balances, on their normal side,
+    of the accounts matching `accounts`: one row per account now (its cached balance), or one per posting
+    of a transaction effective by `as_of`. Callers sum them by whatever they group on."""
+    columns = (Account.institution_id, Account.id.label("account_id"), Account.code)
+    if as_of is None:
+        return select(*columns, Account.balance.label("amount")).where(accounts).subquery()
+    side = case((Account.normal_side == "debit", 1), else_=-1)
+    return (
+        select(*columns, (Posting.amount * side).label("amount"))
+        .select_from(Posting)
+        .join(Account, (Account.institution_id == Posting.institution_id) & (Account.id == Posting.account_id))
+        .join(
+            JournalTransaction,
+            (JournalTransaction.institution_id == Posting.institution_id)
+            & (JournalTransaction.id == Posting.transaction_id),
+        )
+        .where(accounts, JournalTransaction.effective_at <= as_of)
+        .subquery()
+    )
+
+
 def institution_balances(
     session: Session, *, caller: Caller, institution_id: UUID, as_of: datetime | None
 ) -> InstitutionBalances:
     require_role(caller, Role.REGULATOR, Role.INSTITUTION, Role.BANK)
     visible_institution(session, caller, institution_id)
-    kind = func.split_part(Account.code, ":", 1)
-    if as_of is None:
-        rows = session.execute(
-            select(kind, func.sum(Account.balance)).where(Account.institution_id == institution_id).group_by(kind)
-        ).all()
-    else:
-        side = case((Account.normal_side == "debit", 1), else_=-1)
-        rows = session.execute(
-            select(kind, func.sum(Posting.amount * side))
-            .join(Account, (Account.institution_id == Posting.institution_id) & (Account.id == Posting.account_id))
-            .join(
-                JournalTransaction,
-                (JournalTransaction.institution_id == Posting.institution_id)
-                & (JournalTransaction.id == Posting.transaction_id),
-            )
-            .where(Posting.institution_id == institution_id, JournalTransaction.effective_at <= as_of)
-            .group_by(kind)
-        ).all()
+    parts = balance_parts(Account.institution_id == institution_id, as_of=as_of)
+    kind = account_kind(parts.c.code)
+    rows = session.execute(select(kind, func.sum(parts.c.amount)).group_by(kind)).all()
     by_kind = {"custody_cash": 0, **{k: 0 for k in OWED_KINDS}}
     by_kind.update({k: int(v or 0) for k, v in rows})
     return InstitutionBalances(institution_id, as_of, by_kind)

@@ -1,16 +1,19 @@
 """Regulator reports, worked through on books built by the use cases at known instants.
 
-    J 330106: X  K1: 1,200.00 on Mar 1 + 800.00 on Apr 15 for 20 hours; 5 hours released Apr 21
-                 K2: 1,000.00 on Mar 10 for 10 hours; 2 hours released Apr 21, the rest refunded Apr 26
-                 the released 700.00 instructed to the school Apr 28 (payout pending)
-              Y  K3: four collections 91, 90, 31 and 30 days before Sep 30 16:00; 6 of 50 hours released
-    O 330108: Z  K4: 500.00 on Mar 5
+Jurisdiction J (330106):
+- X, K1: 1,200.00 on Mar 1 and 800.00 on Apr 15 for 20 hours; 5 hours released Apr 21.
+- X, K2: 1,000.00 on Mar 10 for 10 hours; 2 hours released Apr 21, the rest refunded Apr 26;
+  the 700.00 released is instructed to the school Apr 28 (payout pending).
+- Y, K3: collections 91, 90, 31 and 30 days before Sep 30 16:00; 6 of its 50 hours released Sep 29.
+Jurisdiction OTHER (330108):
+- Z, K4: 500.00 on Mar 5.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,11 +23,12 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from openpyxl.cell.cell import Cell
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from escrow.access import Caller, Role
+from escrow.access import Role
 from escrow.classes import confirm_class, record_class
 from escrow.collections import collect
 from escrow.contracts import GuardianDetails, sign_contract
@@ -41,7 +45,7 @@ from escrow.reports import Report, held_contracts, held_funds, held_funds_aging
 from escrow.tokens import issue_token
 from tests.factories import credit_code, parent, phone, regulator, school
 
-J, O = "330106", "330108"
+J, OTHER = "330106", "330108"
 KEYS = count(1)
 SIGNED = datetime(2025, 2, 20, 1, tzinfo=UTC)
 BEFORE = datetime(2025, 2, 28, tzinfo=UTC)  # before any collection
@@ -125,7 +129,12 @@ def _release(s: Session, inst: UUID, contract: UUID, hours: int, confirmed_at: d
     )
     guardian = parent(s.get_one(Contract, (inst, contract)).guardian_id)
     confirm_class(
-        s, caller=guardian, institution_id=inst, class_id=record.id, idempotency_key=f"rpt-{next(KEYS)}", now=confirmed_at
+        s,
+        caller=guardian,
+        institution_id=inst,
+        class_id=record.id,
+        idempotency_key=f"rpt-{next(KEYS)}",
+        now=confirmed_at,
     )
 
 
@@ -149,10 +158,10 @@ def _refund_all(s: Session, inst: UUID, contract: UUID, at: datetime) -> None:
 def books(db: sessionmaker[Session]) -> Books:
     with db.begin() as s:
         add_jurisdiction(s, code=J, name="Xihu District")
-        add_jurisdiction(s, code=O, name="Binjiang District")
+        add_jurisdiction(s, code=OTHER, name="Binjiang District")
         x, x_course = _institution(s, "Xihu Maths", J)
         y, y_course = _institution(s, "=2+3 English", J)  # a name Excel would take for a formula
-        z, z_course = _institution(s, "Binjiang Maths", O)
+        z, z_course = _institution(s, "Binjiang Maths", OTHER)
 
         k1 = _contract(s, x, x_course, 20, date(2025, 3, 1), SIGNED)
         _collect(s, x, k1, 120_000, datetime(2025, 3, 1, 2, tzinfo=UTC))
@@ -184,13 +193,16 @@ def held(**fen: int) -> dict[str, int]:
     return {"held": 0, "releasable": 0, "payout_pending": 0, "refund_payable": 0, "custody_cash": 0, **fen}
 
 
-def aged(held: int, days_0_30: int = 0, days_31_90: int = 0, days_over_90: int = 0) -> dict[str, int]:
-    return {"held": held, "days_0_30": days_0_30, "days_31_90": days_31_90, "days_over_90": days_over_90}
+def aged(total: int, days_0_30: int = 0, days_31_90: int = 0, days_over_90: int = 0) -> dict[str, int]:
+    return {"held": total, "days_0_30": days_0_30, "days_31_90": days_31_90, "days_over_90": days_over_90}
 
 
 def test_held_funds_before_between_and_after(db: sessionmaker[Session], books: Books) -> None:
     with db.begin() as s:
-        at = {when: by_institution(held_funds(s, caller=regulator(J), as_of=when, now=NOW)) for when in (BEFORE, BETWEEN, AFTER)}
+        at = {
+            when: by_institution(held_funds(s, caller=regulator(J), as_of=when, now=NOW))
+            for when in (BEFORE, BETWEEN, AFTER)
+        }
     assert at[BEFORE][books.x] == held()
     # K1's first 1,200.00 and K2's 1,000.00 are in custody, all of it held for the families
     assert at[BETWEEN][books.x] == held(held=220_000, custody_cash=220_000)
@@ -218,11 +230,11 @@ def test_now_from_cached_balances_equals_the_postings_summed_as_of_now(db: sessi
 
 def test_jurisdiction_totals_are_the_sums_of_their_institutions(db: sessionmaker[Session], books: Books) -> None:
     with db.begin() as s:
-        report = held_funds(s, caller=regulator(J, O), as_of=AGED, now=NOW)
+        report = held_funds(s, caller=regulator(J, OTHER), as_of=AGED, now=NOW)
     x, y, z = (by_institution(report)[i] for i in (books.x, books.y, books.z))
     assert report.by_jurisdiction() == {
         J: {c: x[c] + y[c] for c in report.columns},
-        O: {c: z[c] for c in report.columns},
+        OTHER: {c: z[c] for c in report.columns},
     }
     assert report.by_jurisdiction()[J] == held(
         held=554_800, releasable=55_200, payout_pending=70_000, refund_payable=80_000, custody_cash=760_000
@@ -259,8 +271,8 @@ def test_aging_as_of_earlier_instants(db: sessionmaker[Session], books: Books) -
 def test_aging_totals_equal_held_funds(db: sessionmaker[Session], books: Books) -> None:
     with db.begin() as s:
         for when in (BETWEEN, AFTER, AGED, None):
-            funds = held_funds(s, caller=regulator(J, O), as_of=when, now=NOW)
-            aging = held_funds_aging(s, caller=regulator(J, O), as_of=when, now=NOW)
+            funds = held_funds(s, caller=regulator(J, OTHER), as_of=when, now=NOW)
+            aging = held_funds_aging(s, caller=regulator(J, OTHER), as_of=when, now=NOW)
             assert aging.as_of == funds.as_of
             for row in aging.institutions:
                 assert row.fen["held"] == by_institution(funds)[row.institution_id]["held"], (when, row.name)
@@ -286,12 +298,12 @@ def test_drill_down_to_contracts_paged(db: sessionmaker[Session], books: Books) 
 
 def test_only_regulators_and_only_their_jurisdictions(db: sessionmaker[Session], books: Books) -> None:
     with db.begin() as s:
-        other = held_funds(s, caller=regulator(O), as_of=AGED, now=NOW)
-        other_aging = held_funds_aging(s, caller=regulator(O), as_of=AGED, now=NOW)
-        filtered = held_funds(s, caller=regulator(J), as_of=AGED, now=NOW, jurisdiction_code=O)
+        other = held_funds(s, caller=regulator(OTHER), as_of=AGED, now=NOW)
+        other_aging = held_funds_aging(s, caller=regulator(OTHER), as_of=AGED, now=NOW)
+        filtered = held_funds(s, caller=regulator(J), as_of=AGED, now=NOW, jurisdiction_code=OTHER)
         ours = held_funds(s, caller=regulator(J), as_of=AGED, now=NOW)
         with pytest.raises(NotFound):
-            held_contracts(s, caller=regulator(O), institution_id=books.x, as_of=None, cursor=None, limit=5)
+            held_contracts(s, caller=regulator(OTHER), institution_id=books.x, as_of=None, cursor=None, limit=5)
         with pytest.raises(Forbidden):
             held_funds(s, caller=school(books.x), as_of=None, now=NOW)
         with pytest.raises(Forbidden):
@@ -323,8 +335,6 @@ def http(engine: Engine, db: sessionmaker[Session], books: Books) -> Iterator[Ht
 
 
 def test_held_funds_json_links_to_the_drill_down_and_on_to_transactions(http: Http, books: Books) -> None:
-    import json
-
     body = json.loads(http.get("/reports/held-funds", as_of=AFTER.isoformat(), jurisdiction_code=J))
     x = next(i for i in body["items"] if i["institution_id"] == str(books.x))
     assert (x["held_fen"], x["payout_pending_fen"], x["refund_payable_fen"], x["custody_cash_fen"]) == (
@@ -333,11 +343,86 @@ def test_held_funds_json_links_to_the_drill_down_and_on_to_transactions(http: Ht
         80_000,
         300_000,
     )
-    assert body["jurisdictions"] == [{"jurisdiction_code": J, **{f"{c}_fen": v for c, v in body["total"].items()}}] or (
-        body["jurisdictions"][0]["held_fen"] == body["total"]["held_fen"] == 150_000
-    )
+    figures = {"held_fen": 150_000, "releasable_fen": 0, "payout_pending_fen": 70_000, "refund_payable_fen": 80_000}
+    figures["custody_cash_fen"] = 300_000
+    assert body["jurisdictions"] == [{"jurisdiction_code": J, **figures}]  # Y holds nothing yet
+    assert body["total"] == figures
     contracts = json.loads(http.get(x["contracts_path"], as_of=AFTER.isoformat()))
     k1 = next(c for c in contracts["items"] if c["contract_id"] == str(books.k1))
     assert (k1["collected_fen"], k1["held_fen"]) == (200_000, 150_000)
     transactions = json.loads(http.get(k1["transactions_path"]))
     assert sorted(t["kind"] for t in transactions["items"]) == ["class_released", "collection", "collection"]
+
+
+def read_csv(raw: bytes) -> list[dict[str, str]]:
+    assert raw.startswith(b"\xef\xbb\xbf"), "Excel on Chinese Windows needs the BOM to read UTF-8"
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+
+
+def read_xlsx(raw: bytes) -> list[dict[str, Cell]]:
+    sheet = load_workbook(io.BytesIO(raw)).active
+    assert sheet is not None
+    header, *rows = list(sheet.iter_rows())
+    return [{str(h.value): cell for h, cell in zip(header, row, strict=True)} for row in rows]
+
+
+def test_held_funds_csv_parses_back_to_the_same_figures(http: Http, books: Books) -> None:
+    rows = read_csv(http.get("/reports/held-funds", as_of=AGED.isoformat(), format="csv"))
+    assert http.headers["content-type"] == "text/csv; charset=utf-8"
+    assert http.headers["content-disposition"] == 'attachment; filename="held-funds-2025-09-30T160000+0000.csv"'
+    assert [r["level"] for r in rows] == ["institution", "institution", "jurisdiction", "total"]
+    y = next(r for r in rows if r["institution_id"] == str(books.y))
+    assert y["institution_name"] == "'=2+3 English"  # quoted, so Excel shows it rather than computing it
+    assert (y["held_fen"], y["held_yuan"], y["releasable_fen"], y["releasable_yuan"]) == (
+        "404800",
+        "4048.00",
+        "55200",
+        "552.00",
+    )
+    assert (y["custody_cash_fen"], y["custody_cash_yuan"], y["as_of"]) == ("460000", "4600.00", AGED.isoformat())
+    for level in ("jurisdiction", "total"):
+        row = next(r for r in rows if r["level"] == level)
+        assert (row["held_fen"], row["held_yuan"], row["custody_cash_fen"]) == ("554800", "5548.00", "760000")
+        assert (row["payout_pending_yuan"], row["refund_payable_yuan"]) == ("700.00", "800.00")
+
+
+def test_aging_csv_parses_back_to_the_same_figures(http: Http, books: Books) -> None:
+    rows = read_csv(http.get("/reports/held-funds/aging", as_of=AGED.isoformat(), format="csv"))
+    y = next(r for r in rows if r["institution_id"] == str(books.y))
+    x = next(r for r in rows if r["institution_id"] == str(books.x))
+    assert [y[f"{c}_fen"] for c in ("held", "days_0_30", "days_31_90", "days_over_90")] == [
+        "404800",
+        "110000",
+        "250000",
+        "44800",
+    ]
+    assert (y["days_over_90_yuan"], x["days_over_90_yuan"]) == ("448.00", "1500.00")  # X's money is months old
+
+
+def test_held_funds_xlsx_loads_back_to_the_same_numbers(http: Http, books: Books) -> None:
+    rows = read_xlsx(http.get("/reports/held-funds", as_of=AGED.isoformat(), format="xlsx"))
+    assert http.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert http.headers["content-disposition"] == 'attachment; filename="held-funds-2025-09-30T160000+0000.xlsx"'
+    y = next(r for r in rows if r["institution_id"].value == str(books.y))
+    assert (y["institution_name"].value, y["institution_name"].data_type) == ("=2+3 English", "s")
+    assert (y["held_fen"].value, y["held_fen"].number_format) == (404_800, "0")
+    assert (y["held_yuan"].value, y["held_yuan"].number_format) == (4048.0, "0.00")
+    assert (y["releasable_yuan"].value, y["custody_cash_yuan"].value) == (552.0, 4600.0)
+    total = next(r for r in rows if r["level"].value == "total")
+    assert (total["held_fen"].value, total["held_yuan"].value, total["custody_cash_fen"].value) == (
+        554_800,
+        5548.0,
+        760_000,
+    )
+
+
+def test_drill_down_xlsx_holds_every_contract(http: Http, books: Books) -> None:
+    raw = http.get(f"/reports/institutions/{books.x}/contracts", as_of=AFTER.isoformat(), format="xlsx", limit="1")
+    assert http.headers["content-disposition"] == (
+        f'attachment; filename="contracts-{books.x}-2025-05-01T000000+0000.xlsx"'
+    )
+    figures = {
+        r["contract_id"].value: (r["collected_fen"].value, r["held_fen"].value, r["held_yuan"].value)
+        for r in read_xlsx(raw)
+    }
+    assert figures == {str(books.k1): (200_000, 150_000, 1500.0), str(books.k2): (100_000, 0, 0.0)}
