@@ -25,3 +25,8 @@ test: lint
 # schemathesis, all checks, against the real service with the test district seeded
 fuzz: $(BIN)/escrow
 	$(BIN)/python scripts/api_fuzz.py $(or $(EXAMPLES),20)
+
+# every script in bench/, each printing its JSON line; SIZE=0.1 for a quick run
+.PHONY: bench
+bench: $(BIN)/escrow
+	$(BIN)/python bench/run_all.py --size $(or $(SIZE),1)
