@@ -26,7 +26,8 @@ def ledger_statements(
     rows = session.execute(
         text(
             "SELECT i.id, i.custody_account, t.id AS txn, t.effective_at < :start AS before,"
-            " sum(p.amount)::bigint AS amount, coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference"
+            " sum(p.amount)::bigint AS amount,"
+            " coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference"
             " FROM institution i JOIN account a ON a.institution_id = i.id AND a.code = 'custody_cash'"
             " LEFT JOIN posting p ON p.institution_id = i.id AND p.account_id = a.id"
             " LEFT JOIN journal_transaction t ON t.institution_id = p.institution_id AND t.id = p.transaction_id"

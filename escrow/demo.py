@@ -8,13 +8,15 @@ import multiprocessing
 import random
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
+from escrow.bank_files import ledger_statements, statements_csv
+from escrow.calendar import BUSINESS_TZ
 from escrow.classes import confirm_class, deem_classes_confirmed, dispute_class, record_class, resolve_dispute
 from escrow.collections import collect
 from escrow.contracts import GuardianDetails, sign_contract
@@ -29,6 +31,8 @@ from escrow.payouts import make_payouts, settle_payout
 from escrow.policy import CourseCategory
 from escrow.records import Institution, Payout
 from escrow.refunds import decide_refund, deem_refunds_approved, request_refund
+from escrow.statement_formats import StatementLine
+from escrow.statements import import_statements
 from escrow.tokens import issue_token
 
 JURISDICTION = "310104"
@@ -66,6 +70,7 @@ class Behaviour:
     COLLECTION_SURGE = "collection_surge"  # a rush of prepayments in the last days
     SILENT_PARENTS = "silent_parents"  # nearly every class only deemed confirmed
     ON_HOLD = "on_hold"  # frozen by the bureau
+    OFF_BOOKS = "off_books"  # a large prepayment taken into the custody account without registering it
 
 
 BAD = [
@@ -74,7 +79,10 @@ BAD = [
     Behaviour.COLLECTION_SURGE,
     Behaviour.SILENT_PARENTS,
     Behaviour.ON_HOLD,
+    Behaviour.OFF_BOOKS,
 ]
+STATEMENT_DAYS = 7  # the custody bank's daily statements the demo starts with, up to yesterday
+OFF_BOOKS_FEN = 2_000_000  # 20,000 yuan in one payment: above any single collection the caps allow
 
 
 @dataclass
@@ -102,7 +110,8 @@ def seed_demo(
     db = make_sessionmaker(make_engine(url, pool_size=2))
     with db.begin() as s:
         add_jurisdiction(s, code=JURISDICTION, name="Xuhui District")
-    bad_slots = {i * (institutions // len(BAD)) + 3: b for i, b in enumerate(BAD)} if institutions >= 10 else {}
+    spread = institutions // len(BAD)
+    bad_slots = {i * spread + 1: b for i, b in enumerate(BAD)} if spread >= 2 else {}
     chunks = [list(range(start, min(start + 10, institutions))) for start in range(0, institutions, 10)]
     district = DemoDistrict()
     seeded: list[tuple[int, UUID, int, int]] = []
@@ -125,6 +134,8 @@ def seed_demo(
     with db.begin() as s:
         _bank_executes(s, random.Random(seed), now)
         district.tokens = _tokens(s, district)
+    with db.begin() as s:
+        _bank_delivers_statements(s, district, now)
     return district
 
 
@@ -349,6 +360,31 @@ def _bank_executes(s: Session, rng: random.Random, now: datetime) -> None:
                 idempotency_key=f"demo-p-{payout.id}",
                 now=now,
             )
+
+
+def _bank_delivers_statements(s: Session, district: DemoDistrict, now: datetime) -> None:
+    """The custody bank's statements of the last days, as the ledger has them, but for one payment the
+    off-books institution took in yesterday and never registered."""
+    bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
+    off_books = district.bad.get(Behaviour.OFF_BOOKS)
+    yesterday = now.astimezone(BUSINESS_TZ).date() - timedelta(days=1)
+    for back in range(STATEMENT_DAYS, 0, -1):
+        day = yesterday - timedelta(days=back - 1)
+        statements = ledger_statements(s, day=day, institution_ids=district.institutions)
+        if off_books is not None:
+            account = s.get_one(Institution, off_books).custody_account
+            shift = OFF_BOOKS_FEN if day == yesterday else 0
+            statements = [
+                replace(
+                    st,
+                    closing_fen=st.closing_fen + shift,
+                    lines=(*st.lines, StatementLine(day, shift, f"OFF{day:%Y%m%d}0001", "Zhou Min", "tuition")),
+                )
+                if st.account == account and shift
+                else st
+                for st in statements
+            ]
+        import_statements(s, caller=bank, data=statements_csv(statements), fmt="csv", now=now)
 
 
 def _tokens(s: Session, district: DemoDistrict) -> dict[str, str]:

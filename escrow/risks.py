@@ -57,68 +57,80 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
     return findings
 
 
-def _weekly_surge(
-    session: Session,
-    now: datetime,
-    policy: Callable[[UUID], Policy],
-    *,
-    sql: str,
-    rule: str,
-    what: str,
-    multiple_key: str,
-    minimum: int,
-    severity: Severity,
-) -> list[Finding]:
-    """This week's count at least `multiple` times the average week of the 4 before, and at least `minimum`."""
+def refund_surge(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """In the last `refund_surge_days`, at least 3 refund requests, and either `refund_surge_multiple` times
+    the average of the 4 windows before, or refunds of `refund_surge_held_pct`% of the held funds."""
     findings = []
-    week, month = now - timedelta(days=7), now - timedelta(days=35)
-    for inst, recent, before in session.execute(text(sql), {"week": week, "month": month, "now": now}):
-        multiple = policy(inst).alert_thresholds[multiple_key]
+    ids, days = _thresholds(session, policy, "refund_surge_days")
+    for inst, window, recent, before, refunded, held in session.execute(
+        text(
+            "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:days AS int[])) AS w(institution_id, days))"
+            " SELECT r.institution_id, w.days,"
+            " count(*) FILTER (WHERE requested_at > :now - make_interval(days => w.days) AND requested_at <= :now),"
+            " count(*) FILTER (WHERE requested_at > :now - make_interval(days => 5 * w.days)"
+            "  AND requested_at <= :now - make_interval(days => w.days)),"
+            " coalesce(sum(amount_fen) FILTER (WHERE status IN ('approved', 'deemed_approved')"
+            "  AND decided_at > :now - make_interval(days => w.days) AND decided_at <= :now), 0)::bigint,"
+            " (SELECT coalesce(sum(balance), 0) FROM account a WHERE a.institution_id = r.institution_id"
+            "  AND a.code LIKE 'prepaid:%')::bigint"
+            " FROM refund_request r JOIN w USING (institution_id) GROUP BY r.institution_id, w.days"
+        ),
+        {"ids": ids, "days": days, "now": now},
+    ):
+        thresholds = policy(inst).alert_thresholds
         baseline = max(before / 4, 1)
-        if recent >= minimum and recent >= multiple * baseline:
+        by_count = recent >= thresholds["refund_surge_multiple"] * baseline
+        by_money = refunded > 0 and refunded * 100 >= thresholds["refund_surge_held_pct"] * (held + refunded)
+        if recent >= REFUND_SURGE_MINIMUM and (by_count or by_money):
+            share = f"{refunded * 100 / (held + refunded):.1f}%" if held + refunded else "none"
             findings.append(
                 Finding(
-                    rule,
-                    severity,
+                    "refund_surge",
+                    Severity.RED,
                     inst,
                     "",
-                    f"{recent} {what} in 7 days against {baseline:g} a week before",
+                    f"{recent} refund requests in {window} days against {baseline:g} before; refunds took {share}"
+                    " of the held funds",
+                    {"requests": recent, "baseline": baseline, "refunded_fen": refunded, "held_fen": held},
+                )
+            )
+    return findings
+
+
+REFUND_SURGE_MINIMUM = 3  # fewer requests than this are never a surge, whatever the baseline
+
+
+def collection_surge(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """At least 5 collections in 7 days, and `collection_surge_multiple` times the average week of the 4 before."""
+    findings = []
+    week, month = now - timedelta(days=7), now - timedelta(days=35)
+    for inst, recent, before in session.execute(
+        text(
+            "SELECT institution_id, count(*) FILTER (WHERE collected_at > :week AND collected_at <= :now),"
+            " count(*) FILTER (WHERE collected_at > :month AND collected_at <= :week)"
+            " FROM collection GROUP BY institution_id"
+        ),
+        {"week": week, "month": month, "now": now},
+    ):
+        baseline = max(before / 4, 1)
+        if (
+            recent >= COLLECTION_SURGE_MINIMUM
+            and recent >= policy(inst).alert_thresholds["collection_surge_multiple"] * baseline
+        ):
+            findings.append(
+                Finding(
+                    "collection_surge",
+                    Severity.YELLOW,
+                    inst,
+                    "",
+                    f"{recent} collections in 7 days against {baseline:g} a week before",
                     {"last_7_days": recent, "weekly_baseline": baseline},
                 )
             )
     return findings
 
 
-def refund_surge(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
-    return _weekly_surge(
-        session,
-        now,
-        policy,
-        rule="refund_surge",
-        what="refund requests",
-        multiple_key="refund_surge_multiple",
-        minimum=3,
-        severity=Severity.RED,
-        sql="SELECT institution_id, count(*) FILTER (WHERE requested_at > :week AND requested_at <= :now),"
-        " count(*) FILTER (WHERE requested_at > :month AND requested_at <= :week)"
-        " FROM refund_request GROUP BY institution_id",
-    )
-
-
-def collection_surge(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
-    return _weekly_surge(
-        session,
-        now,
-        policy,
-        rule="collection_surge",
-        what="collections",
-        multiple_key="collection_surge_multiple",
-        minimum=5,
-        severity=Severity.YELLOW,
-        sql="SELECT institution_id, count(*) FILTER (WHERE collected_at > :week AND collected_at <= :now),"
-        " count(*) FILTER (WHERE collected_at > :month AND collected_at <= :week)"
-        " FROM collection GROUP BY institution_id",
-    )
+COLLECTION_SURGE_MINIMUM = 5
 
 
 def deemed_confirmations(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
@@ -171,15 +183,17 @@ def refund_deadline_missed(session: Session, now: datetime, policy: Callable[[UU
 def reserve_below(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
     """Under the reserve model, the reserve must cover everything collected in the last `reserve_months`."""
     findings = []
-    for inst, reserve, collected in session.execute(
+    ids, months = _thresholds(session, policy, "reserve_months")
+    for inst, window, reserve, collected in session.execute(
         text(
-            "SELECT i.id, coalesce((SELECT balance FROM account a WHERE a.institution_id = i.id"
+            "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:months AS int[])) AS w(id, months))"
+            " SELECT i.id, w.months, coalesce((SELECT balance FROM account a WHERE a.institution_id = i.id"
             "  AND a.code = 'reserve_deposit'), 0),"
             " coalesce((SELECT sum(amount_fen) FROM collection c WHERE c.institution_id = i.id"
-            "  AND c.collected_at > :since AND c.collected_at <= :now), 0)"
-            " FROM institution i WHERE i.supervision_model = 'reserve' AND i.status <> 'closed'"
+            "  AND c.collected_at > :now - make_interval(months => w.months) AND c.collected_at <= :now), 0)::bigint"
+            " FROM institution i JOIN w USING (id) WHERE i.supervision_model = 'reserve' AND i.status <> 'closed'"
         ),
-        {"since": now - timedelta(days=91), "now": now},
+        {"ids": ids, "months": months, "now": now},
     ):
         if reserve < collected:
             findings.append(
@@ -188,11 +202,18 @@ def reserve_below(session: Session, now: datetime, policy: Callable[[UUID], Poli
                     Severity.RED,
                     inst,
                     "",
-                    f"reserve {reserve} fen is below the {collected} fen collected in 3 months",
+                    f"reserve {format_yuan(reserve)} yuan is below the {format_yuan(collected)} yuan collected in"
+                    f" {window} months",
                     {"reserve_fen": reserve, "collected_fen": collected},
                 )
             )
     return findings
+
+
+def _thresholds(session: Session, policy: Callable[[UUID], Policy], key: str) -> tuple[list[UUID], list[int]]:
+    """Every open institution with its own value of one alert threshold, to join in SQL."""
+    ids = list(session.scalars(text("SELECT id FROM institution WHERE status <> 'closed'")))
+    return ids, [policy(i).alert_thresholds[key] for i in ids]
 
 
 def statement_missing(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
@@ -211,7 +232,9 @@ def statement_missing(session: Session, now: datetime, policy: Callable[[UUID], 
         )
         for (inst,) in session.execute(
             text(
-                "SELECT i.id FROM institution i WHERE i.status <> 'closed' AND i.created_at < :end"
+                "SELECT i.id FROM institution i WHERE i.status <> 'closed'"
+                " AND (i.created_at < :end OR EXISTS (SELECT 1 FROM journal_transaction t"
+                "  WHERE t.institution_id = i.id AND t.effective_at < :end))"
                 " AND NOT EXISTS (SELECT 1 FROM bank_statement s WHERE s.institution_id = i.id"
                 "  AND s.statement_date = :day)"
             ),
@@ -295,17 +318,16 @@ RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
 
 def risk_findings(session: Session, *, now: datetime) -> tuple[list[Finding], list[str]]:
     """Every rule's findings, and the alert codes the rules own (to clear those now off)."""
-    cache: dict[UUID, Policy] = {}
+    cache: dict[str, Policy] = {}
     jurisdictions: dict[UUID, str] = {
         i: j for i, j in session.execute(text("SELECT id, jurisdiction_code FROM institution"))
     }
 
     def policy(institution_id: UUID) -> Policy:
-        if institution_id not in cache:
-            cache[institution_id] = policy_in_force(
-                session, jurisdiction_code=jurisdictions[institution_id], on=now.date()
-            )[0]
-        return cache[institution_id]
+        code = jurisdictions[institution_id]
+        if code not in cache:
+            cache[code] = policy_in_force(session, jurisdiction_code=code, on=now.date())[0]
+        return cache[code]
 
     findings = [f for rule, _ in RULES.values() for f in rule(session, now, policy)]
     return findings, [code for _, codes in RULES.values() for code in codes]

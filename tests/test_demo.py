@@ -57,16 +57,10 @@ def test_the_first_scheduler_day_finds_the_planted_institutions_and_nothing_else
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from escrow.jobs import run_recorded
+    from escrow.jobs import JOBS, run_recorded
 
     district = seed_demo(database_url, institutions=12, seed=5, workers=1)
-    for job in (
-        "deem_classes_confirmed",
-        "deem_refunds_approved",
-        "make_payouts",
-        "check_invariants",
-        "evaluate_risks",
-    ):
+    for job in JOBS:  # the scheduler's first day: every job once
         assert run_recorded(engine, name=job, now=datetime.now(UTC)).outcome == "ok"
     ids = [str(i) for i in district.institutions]
     with engine.connect() as conn:
@@ -81,6 +75,8 @@ def test_the_first_scheduler_day_finds_the_planted_institutions_and_nothing_else
         ("money_idle_long", district.bad["idle"]),
         ("collection_surge", district.bad["collection_surge"]),
         ("deemed_confirmations", district.bad["silent_parents"]),
+        ("recon_bank_line_unmatched", district.bad["off_books"]),
+        ("cap_broken", district.bad["off_books"]),
     }
     # the regulator works them through HTTP
     with TestClient(create_app(engine)) as client:
