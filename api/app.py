@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import health, problems
-from api.routers import alerts, consumption, contracts, institutions, jurisdictions, payouts, reports
+from api.routers import alerts, consumption, contracts, institutions, jurisdictions, payouts, reports, statements
 from escrow.database import default_engine, make_sessionmaker
 
 
@@ -32,6 +32,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     problems.install(app)
     app.include_router(health.router)
-    for module in (jurisdictions, institutions, contracts, consumption, payouts, alerts, reports):
+    for module in (jurisdictions, institutions, contracts, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
     return app
