@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
+from escrow.database import make_engine, upgrade_to_head
 from escrow.identity import CREDIT_CODE_CHARS, ID_CHECKS, ID_WEIGHTS, credit_code_check_char
 from escrow.ids import new_id
 from escrow.jurisdictions import add_jurisdiction
@@ -71,3 +75,24 @@ def migration_head() -> str:
     head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
     assert head is not None and PROJECT_ROOT.exists()
     return head
+
+
+@contextmanager
+def fresh_database(database_url: str, suffix: str) -> Iterator[Engine]:
+    """A migrated database of its own next to the test database, dropped afterwards: for jobs and
+    planted faults that look at everything in the books."""
+    server = make_url(database_url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"{server.database}_{suffix}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(server.set(database=name).render_as_string(hide_password=False), pool_size=4)
+    try:
+        upgrade_to_head(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -14,17 +14,17 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 
 from escrow.access import Caller, Role
 from escrow.bank_files import ledger_statements, statements_csv
 from escrow.calendar import BUSINESS_TZ
-from escrow.database import make_engine, make_sessionmaker, upgrade_to_head
+from escrow.database import make_sessionmaker
 from escrow.ids import new_id
 from escrow.jobs import JOBS, run_recorded
 from escrow.payouts import settle_payout
 from escrow.statements import import_statements
+from tests.factories import fresh_database
 from tests.world import Place, build_world
 
 PAYOUT_REFERENCE = "PAY-A-0001"
@@ -33,25 +33,12 @@ PAYOUT_REFERENCE = "PAY-A-0001"
 @pytest.fixture
 def books(database_url: str) -> Iterator[tuple[Engine, dict[str, UUID]]]:
     """A database of its own holding the test district (the copy of the books faults are planted in)."""
-    server = make_url(database_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"{server.database}_checks"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(server.set(database=name).render_as_string(hide_password=False), pool_size=4)
-    upgrade_to_head(engine)
-    now = datetime.now(UTC)
-    with make_sessionmaker(engine).begin() as s:
-        world = build_world(s, now=now)
-    _pay_out_and_redeliver(engine, world.places["A"], now)
-    try:
+    with fresh_database(database_url, "checks") as engine:
+        now = datetime.now(UTC)
+        with make_sessionmaker(engine).begin() as s:
+            world = build_world(s, now=now)
+        _pay_out_and_redeliver(engine, world.places["A"], now)
         yield engine, {name: world.places[name].institution_id for name in ("A", "B")}
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _pay_out_and_redeliver(engine: Engine, place: Place, now: datetime) -> None:
