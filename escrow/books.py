@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Subquery, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from escrow.access import Caller, Role, require_role
 from escrow.contracts import visible_contract
@@ -39,26 +40,48 @@ def account_kind(code: ColumnElement[str]) -> ColumnElement[str]:
     return func.split_part(code, ":", 1)
 
 
-def balance_parts(accounts: ColumnElement[bool], *, as_of: datetime | None) -> Subquery:
-    """Rows (institution_id, account_id, code, amount) whose sums are the balances, on their normal side,
-    of the accounts matching `accounts`: one row per account now (its cached balance), or one per posting
-    of a transaction effective by `as_of`. Callers sum them by whatever they group on."""
-    columns = (Account.institution_id, Account.id.label("account_id"), Account.code)
+def account_balances(
+    institutions: UUID | Select[UUID],
+    *,
+    as_of: datetime | None,
+    accounts: Sequence[UUID] | Select[UUID] | None = None,
+) -> Subquery:
+    """(institution_id, account_id, code, balance) of the accounts of `institutions` (an id or a query of ids),
+    or only of `accounts` (ids or a query of ids), on their normal side: now, the cached balance; as of an instant,
+    the sum of the postings of transactions effective by then (an account without any has no row)."""
     if as_of is None:
-        return select(*columns, Account.balance.label("amount")).where(accounts).subquery()
-    side = case((Account.normal_side == "debit", 1), else_=-1)
-    return (
-        select(*columns, (Posting.amount * side).label("amount"))
-        .select_from(Posting)
-        .join(Account, (Account.institution_id == Posting.institution_id) & (Account.id == Posting.account_id))
+        query = select(
+            Account.institution_id, Account.id.label("account_id"), Account.code, Account.balance.label("balance")
+        ).where(_among(Account.institution_id, institutions))
+        return (query if accounts is None else query.where(Account.id.in_(accounts))).subquery()
+    # summed per account before meeting the account table: joined first, PostgreSQL underestimates the
+    # composite-key joins and probes the transactions once per posting (several times slower on millions)
+    sums = (
+        select(Posting.institution_id, Posting.account_id, func.sum(Posting.amount).label("amount"))
         .join(
             JournalTransaction,
             (JournalTransaction.institution_id == Posting.institution_id)
             & (JournalTransaction.id == Posting.transaction_id),
         )
-        .where(accounts, JournalTransaction.effective_at <= as_of)
+        .where(_among(Posting.institution_id, institutions), JournalTransaction.effective_at <= as_of)
+        .group_by(Posting.institution_id, Posting.account_id)
+    )
+    summed = (sums if accounts is None else sums.where(Posting.account_id.in_(accounts))).subquery()
+    side = case((Account.normal_side == "debit", 1), else_=-1)
+    return (
+        select(
+            Account.institution_id,
+            Account.id.label("account_id"),
+            Account.code,
+            (summed.c.amount * side).label("balance"),
+        )
+        .join(summed, (summed.c.institution_id == Account.institution_id) & (summed.c.account_id == Account.id))
         .subquery()
     )
+
+
+def _among(column: InstrumentedAttribute[UUID], institutions: UUID | Select[UUID]) -> ColumnElement[bool]:
+    return column == institutions if isinstance(institutions, UUID) else column.in_(institutions)
 
 
 def institution_balances(
@@ -66,9 +89,9 @@ def institution_balances(
 ) -> InstitutionBalances:
     require_role(caller, Role.REGULATOR, Role.INSTITUTION, Role.BANK)
     visible_institution(session, caller, institution_id)
-    parts = balance_parts(Account.institution_id == institution_id, as_of=as_of)
-    kind = account_kind(parts.c.code)
-    rows = session.execute(select(kind, func.sum(parts.c.amount)).group_by(kind)).all()
+    balances = account_balances(institution_id, as_of=as_of)
+    kind = account_kind(balances.c.code)
+    rows = session.execute(select(kind, func.sum(balances.c.balance)).group_by(kind)).all()
     by_kind = {"custody_cash": 0, **{k: 0 for k in OWED_KINDS}}
     by_kind.update({k: int(v or 0) for k, v in rows})
     return InstitutionBalances(institution_id, as_of, by_kind)

@@ -1,7 +1,7 @@
 """Regulator reports: held funds per institution at any instant, their age, and the contracts behind them.
 
 Each report is one aggregate query over the regulator's institutions. Balances come from
-books.balance_parts: as of an instant, the sum of the postings effective by then; now, the cached balances.
+books.account_balances: as of an instant, the sum of the postings effective by then; now, the cached balances.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, DateTime, Subquery, case, extract, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Subquery, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role, contract_scope, institution_scope, require_role
-from escrow.books import account_kind, balance_parts
+from escrow.books import account_balances, account_kind
 from escrow.institutions import visible_institution
-from escrow.ledger.records import Account
 from escrow.paging import MAX_LIMIT, Page, keyset
 from escrow.records import Collection, Contract, Institution
 
@@ -32,7 +31,6 @@ HELD_COLUMNS = tuple(HELD_KINDS)
 # age bucket -> held money collected less than this many days before the instant (whole days elapsed)
 AGE_LIMITS = {"days_0_30": 31, "days_31_90": 91}
 AGE_COLUMNS = ("held", *AGE_LIMITS, "days_over_90")
-SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +68,14 @@ def held_funds(
     """What each institution in scope held for families, owed and kept in custody, as of an instant (default now)."""
     require_role(caller, Role.REGULATOR)
     scope = _scope(caller, jurisdiction_code)
-    parts = balance_parts(Account.institution_id.in_(select(Institution.id).where(scope)), as_of=as_of)
-    kind = account_kind(parts.c.code)
+    balances = account_balances(select(Institution.id).where(scope), as_of=as_of)
+    kind = account_kind(balances.c.code)
     sums = (
         select(
-            parts.c.institution_id,
-            *(func.sum(parts.c.amount).filter(kind == k).label(column) for column, k in HELD_KINDS.items()),
+            balances.c.institution_id,
+            *(func.sum(balances.c.balance).filter(kind == k).label(column) for column, k in HELD_KINDS.items()),
         )
-        .group_by(parts.c.institution_id)
+        .group_by(balances.c.institution_id)
         .subquery()
     )
     return _report(session, scope, sums, HELD_COLUMNS, as_of or now)
@@ -179,16 +177,17 @@ def _report(
 
 def _contracts_held(scope: ColumnElement[bool], as_of: datetime | None) -> Subquery:
     """(institution_id, contract_id, held) of every contract in scope holding money at the instant."""
-    prepaid = Account.institution_id.in_(select(Institution.id).where(scope)) & Account.code.startswith("prepaid:")
-    parts = balance_parts(prepaid, as_of=as_of)
+    institutions = select(Institution.id).where(scope)
+    prepaid = select(Contract.prepaid_account_id).where(Contract.institution_id.in_(institutions))
+    balances = account_balances(institutions, as_of=as_of, accounts=prepaid)
     return (
-        select(Contract.institution_id, Contract.id.label("contract_id"), func.sum(parts.c.amount).label("held"))
+        select(Contract.institution_id, Contract.id.label("contract_id"), balances.c.balance.label("held"))
         .join(
-            parts,
-            (parts.c.institution_id == Contract.institution_id) & (parts.c.account_id == Contract.prepaid_account_id),
+            balances,
+            (balances.c.institution_id == Contract.institution_id)
+            & (balances.c.account_id == Contract.prepaid_account_id),
         )
-        .group_by(Contract.institution_id, Contract.id)
-        .having(func.sum(parts.c.amount) > 0)
+        .where(balances.c.balance > 0)
         .subquery()
     )
 
@@ -203,8 +202,11 @@ def _held_portions(held: Subquery, instant: datetime) -> Subquery:
         partition_by=(Collection.institution_id, Collection.contract_id), order_by=newest_first, rows=(None, 0)
     )
     layers = (
-        select(Collection.institution_id, Collection.collected_at, Collection.amount_fen, held.c.held)
-        .add_columns(newer_and_this.label("newer_and_this"))
+        select(Collection.institution_id, Collection.collected_at, Collection.amount_fen)
+        # bigint, not the numeric that sum() gives: the arithmetic runs once per collection
+        .add_columns(
+            cast(held.c.held, BigInteger).label("held"), cast(newer_and_this, BigInteger).label("newer_and_this")
+        )
         .join(
             held, (held.c.institution_id == Collection.institution_id) & (held.c.contract_id == Collection.contract_id)
         )
@@ -212,10 +214,14 @@ def _held_portions(held: Subquery, instant: datetime) -> Subquery:
         .subquery()
     )
     newer = layers.c.newer_and_this - layers.c.amount_fen
-    # seconds elapsed, in SQL: exact across daylight saving, and no overflow for an instant near year 1
-    age = extract("epoch", literal(instant, DateTime(timezone=True)) - layers.c.collected_at)
+    at = literal(instant, DateTime(timezone=True))
+    # in SQL, in hours (days would follow the session's daylight saving); and no overflow near year 1
     bucket = case(
-        *((age < days * SECONDS_PER_DAY, column) for column, days in AGE_LIMITS.items()), else_="days_over_90"
+        *(
+            (layers.c.collected_at > at - func.make_interval(0, 0, 0, 0, 24 * days), column)
+            for column, days in AGE_LIMITS.items()
+        ),
+        else_="days_over_90",
     )
     return select(
         layers.c.institution_id,
@@ -227,11 +233,8 @@ def _held_portions(held: Subquery, instant: datetime) -> Subquery:
 def _with_money(
     session: Session, institution_id: UUID, contracts: list[Contract], as_of: datetime | None
 ) -> list[ContractHeld]:
-    accounts = [c.prepaid_account_id for c in contracts]
-    parts = balance_parts((Account.institution_id == institution_id) & Account.id.in_(accounts), as_of=as_of)
-    held = dict(
-        session.execute(select(parts.c.account_id, func.sum(parts.c.amount)).group_by(parts.c.account_id)).all()
-    )
+    balances = account_balances(institution_id, as_of=as_of, accounts=[c.prepaid_account_id for c in contracts])
+    held = dict(session.execute(select(balances.c.account_id, balances.c.balance)).all())
     collected_query = (
         select(Collection.contract_id, func.sum(Collection.amount_fen))
         .where(Collection.institution_id == institution_id, Collection.contract_id.in_([c.id for c in contracts]))
