@@ -4,11 +4,20 @@ cannot be assigned by a caller; numbers are strict integers with bounds."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
 
 from escrow.policy import CourseCategory, ReleaseCadence, SupervisionModel
 
@@ -395,3 +404,14 @@ class HeldContractsOut(BaseModel):
     as_of: datetime
     items: list[HeldContractOut]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+def _in_utc(value: datetime) -> datetime:
+    """PostgreSQL takes UTC offsets up to 15:59 only; ISO 8601 allows up to 23:59. Same instant, in UTC."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant is outside the years 1 to 9999 once in UTC") from None
+
+
+UtcInstant = Annotated[Instant, AfterValidator(_in_utc)]
