@@ -16,7 +16,8 @@ from escrow.tokens import authenticate
 bearer = HTTPBearer(auto_error=False, description="a token from `escrow tokens create`")
 
 
-def utc_now() -> datetime:
+async def utc_now() -> datetime:
+    """On the event loop: a sync dependency would cost a hop to the thread pool for a clock read."""
     return datetime.now(UTC)
 
 

@@ -13,10 +13,11 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller
@@ -80,6 +81,28 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_COLUMNS = ("position", "occurred_at", "actor", "role", "action", "object_type", "object_id", "before", "after")
+_HEAD = text("SELECT position, hash FROM audit_chain_head WHERE chain = :c FOR UPDATE")
+_START = text("INSERT INTO audit_chain_head (chain, position, hash) VALUES (:c, 0, :g) ON CONFLICT (chain) DO NOTHING")
+
+
+@lru_cache(maxsize=32)
+def _append(records: int) -> TextClause:
+    """One statement that appends `records` records to a chain and moves its head past them
+    (only placeholders are formatted in; the values are bound)."""
+    rows = ", ".join(
+        f"(:chain, :position_{n}, :occurred_at_{n}, :actor_{n}, :role_{n}, :action_{n}, :object_type_{n},"
+        f" :object_id_{n}, CAST(:before_{n} AS jsonb), CAST(:after_{n} AS jsonb), :prev_hash_{n}, :hash_{n})"
+        for n in range(records)
+    )
+    columns = (
+        "chain, position, occurred_at, actor, role, action, object_type, object_id, before, after, prev_hash, hash"
+    )
+    append = f"INSERT INTO audit_record ({columns}) VALUES {rows}"  # noqa: S608
+    move = "UPDATE audit_chain_head SET position = :head_position, hash = :head_hash WHERE chain = :chain"
+    return text(f"WITH appended AS ({append}) {move}")
+
+
 @event.listens_for(Session, "before_commit")
 def _write_notes(session: Session) -> None:
     pending = session.info.pop("audit", [])
@@ -89,33 +112,20 @@ def _write_notes(session: Session) -> None:
     for record in pending:
         by_chain[record["chain"]].append(record)
     for chain in sorted(by_chain):  # heads are locked in one order, like accounts
-        session.execute(
-            text(
-                "INSERT INTO audit_chain_head (chain, position, hash) VALUES (:c, 0, :g) ON CONFLICT (chain) DO NOTHING"
-            ),
-            {"c": chain, "g": GENESIS},
-        )
-        position, last = session.execute(
-            text("SELECT position, hash FROM audit_chain_head WHERE chain = :c FOR UPDATE"), {"c": chain}
-        ).one()
-        rows = []
-        for record in by_chain[chain]:
+        head = session.execute(_HEAD, {"c": chain}).first()
+        if head is None:  # the chain's first record: start it (a concurrent starter makes this wait, then no-op)
+            session.execute(_START, {"c": chain, "g": GENESIS})
+            head = session.execute(_HEAD, {"c": chain}).one()
+        position, last = head
+        values: dict[str, Any] = {"chain": chain}
+        for n, record in enumerate(by_chain[chain]):
             position += 1
             record.update(position=position, prev_hash=last)
             last = record["hash"] = record_hash(record)
-            rows.append(record)
-        session.execute(
-            text(
-                "INSERT INTO audit_record (chain, position, occurred_at, actor, role, action, object_type, object_id,"
-                " before, after, prev_hash, hash) VALUES (:chain, :position, :occurred_at, :actor, :role, :action,"
-                " :object_type, :object_id, CAST(:before AS jsonb), CAST(:after AS jsonb), :prev_hash, :hash)"
-            ),
-            [{**r, "before": _json(r["before"]), "after": _json(r["after"])} for r in rows],
-        )
-        session.execute(
-            text("UPDATE audit_chain_head SET position = :p, hash = :h WHERE chain = :c"),
-            {"p": position, "h": last, "c": chain},
-        )
+            values |= {f"{column}_{n}": record[column] for column in _COLUMNS}
+            values |= {f"before_{n}": _json(record["before"]), f"after_{n}": _json(record["after"])}
+            values |= {f"prev_hash_{n}": record["prev_hash"], f"hash_{n}": record["hash"]}
+        session.execute(_append(len(by_chain[chain])), values | {"head_position": position, "head_hash": last})
 
 
 def _json(value: dict[str, Any] | None) -> str | None:

@@ -7,31 +7,95 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from escrow.access import Caller
+from escrow.access import Caller, Role, require_role
 from escrow.audit import note
 from escrow.contracts import visible_contract
 from escrow.errors import Conflict, InstitutionOnHold, NotFound, PolicyViolation
 from escrow.idempotency import IdempotencyKey, claim_key, record_outcome
 from escrow.ids import new_id
-from escrow.institutions import CUSTODY_CASH, own_institution, visible_institution
+from escrow.institutions import CUSTODY_CASH, visible_institution
 from escrow.jurisdictions import policy_version
 from escrow.ledger.engine import record_entry
 from escrow.ledger.model import credit, debit
 from escrow.ledger.records import Account
 from escrow.paging import Page, keyset
 from escrow.policy import CourseCategory, cap_problems
-from escrow.records import Collection, Contract, Course
+from escrow.records import Collection, Contract, Course, Institution
 
 
 @dataclass(frozen=True, slots=True)
 class Collected:
     collection: Collection
     replayed: bool
+
+
+_INSTITUTION = cast(Table, Institution.__table__)
+_CONTRACT = cast(Table, Contract.__table__)
+_COURSE = cast(Table, Course.__table__)
+_COLLECTION = cast(Table, Collection.__table__)
+_ACCOUNT = cast(Table, Account.__table__)
+# Built once: these run on every collection, and building a statement costs more than running it.
+# A share lock on the institution: collections go ahead together, while a hold or closure waits for them.
+_LOCK_INSTITUTION = (
+    select(_INSTITUTION.c.status).where(_INSTITUTION.c.id == bindparam("p_institution_id")).with_for_update(read=True)
+)
+_LOCK_CONTRACT = (
+    select(
+        _CONTRACT.c.status,
+        _CONTRACT.c.price_fen,
+        _CONTRACT.c.hours_bought,
+        _CONTRACT.c.bonus_hours,
+        _CONTRACT.c.term_start,
+        _CONTRACT.c.term_end,
+        _CONTRACT.c.policy_jurisdiction,
+        _CONTRACT.c.policy_effective_date,
+        _CONTRACT.c.prepaid_account_id,
+        _COURSE.c.category,
+    )
+    .join(_COURSE, (_COURSE.c.institution_id == _CONTRACT.c.institution_id) & (_COURSE.c.id == _CONTRACT.c.course_id))
+    .where(_CONTRACT.c.institution_id == bindparam("p_institution_id"), _CONTRACT.c.id == bindparam("p_contract_id"))
+    .with_for_update(key_share=True, of=_CONTRACT)
+)
+# A statement of its own, run once the contract is locked, so it counts what committed while we waited
+_STANDING = select(
+    select(_COLLECTION.c.id)
+    .where(
+        _COLLECTION.c.institution_id == bindparam("p_institution_id"),
+        _COLLECTION.c.bank_reference == bindparam("p_bank_reference"),
+    )
+    .scalar_subquery()
+    .label("duplicate"),
+    select(func.coalesce(func.sum(_COLLECTION.c.amount_fen), 0))
+    .where(
+        _COLLECTION.c.institution_id == bindparam("p_institution_id"),
+        _COLLECTION.c.contract_id == bindparam("p_contract_id"),
+    )
+    .scalar_subquery()
+    .label("collected"),
+    select(_ACCOUNT.c.id)
+    .where(_ACCOUNT.c.institution_id == bindparam("p_institution_id"), _ACCOUNT.c.code == CUSTODY_CASH)
+    .scalar_subquery()
+    .label("cash"),
+)
+_INSERT = (
+    insert(_COLLECTION)
+    .values(
+        institution_id=bindparam("p_institution_id"),
+        id=bindparam("p_id"),
+        contract_id=bindparam("p_contract_id"),
+        amount_fen=bindparam("p_amount_fen"),
+        bank_reference=bindparam("p_bank_reference"),
+        collected_at=bindparam("p_collected_at"),
+        transaction_id=bindparam("p_transaction_id"),
+    )
+    .returning(_COLLECTION.c.created_at)
+)
 
 
 def collect(
@@ -47,7 +111,11 @@ def collect(
     now: datetime,
 ) -> Collected:
     """Record a payment into escrow; refused with a reason on hold, over the price, or over a cap."""
-    institution = own_institution(session, caller, institution_id, lock=True)
+    require_role(caller, Role.INSTITUTION)
+    ids = {"p_institution_id": institution_id, "p_contract_id": contract_id, "p_bank_reference": bank_reference}
+    status = session.scalar(_LOCK_INSTITUTION, ids) if caller.institution_id == institution_id else None
+    if status is None:
+        raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
     key = IdempotencyKey(caller.principal, idempotency_key)
     request = {
         "operation": "collect",
@@ -60,13 +128,12 @@ def collect(
     if earlier is not None:
         assert earlier.result is not None, "a claimed key records its result in the same transaction"
         return Collected(session.get_one(Collection, (institution_id, UUID(earlier.result["collection_id"]))), True)
-    if institution.status != "active":
-        raise InstitutionOnHold(f"institution {institution_id} is {institution.status}: new collections are blocked")
-    contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
-    _check_collection(session, contract, amount_fen, bank_reference)
-    cash = session.scalars(
-        select(Account.id).where(Account.institution_id == institution_id, Account.code == CUSTODY_CASH)
-    ).one()
+    if status != "active":
+        raise InstitutionOnHold(f"institution {institution_id} is {status}: new collections are blocked")
+    contract = session.execute(_LOCK_CONTRACT, ids).one_or_none()
+    if contract is None:
+        raise NotFound(f"contract {contract_id} does not exist or is outside your scope")
+    cash = _check_collection(session, contract, contract_id, ids, amount_fen, bank_reference)
     entry = record_entry(
         session,
         institution_id=institution_id,
@@ -84,8 +151,13 @@ def collect(
         collected_at=entry.effective_at,
         transaction_id=entry.id,
     )
+    row.created_at = session.execute(
+        _INSERT,
+        {**ids, "p_id": row.id, "p_amount_fen": amount_fen, "p_collected_at": row.collected_at}
+        | {"p_transaction_id": entry.id},
+    ).scalar_one()
+    make_transient_to_detached(row)  # written above in one statement; the session knows it as stored
     session.add(row)
-    session.flush()
     note(
         session,
         caller,
@@ -107,28 +179,21 @@ def collect(
     return Collected(row, False)
 
 
-def _check_collection(session: Session, contract: Contract, amount_fen: int, bank_reference: str) -> None:
+def _check_collection(
+    session: Session, contract: Any, contract_id: UUID, ids: dict[str, Any], amount_fen: int, bank_reference: str
+) -> UUID:
+    """Every reason to refuse the collection, or the custody cash account it debits."""
     if contract.status != "active":
-        raise Conflict(f"contract {contract.id} is {contract.status}; it takes no more collections")
-    duplicate = session.scalar(
-        select(Collection.id).where(
-            Collection.institution_id == contract.institution_id, Collection.bank_reference == bank_reference
-        )
-    )
+        raise Conflict(f"contract {contract_id} is {contract.status}; it takes no more collections")
+    duplicate, collected, cash = session.execute(_STANDING, ids).one()
     if duplicate is not None:
         raise Conflict(f"bank reference {bank_reference} was already collected as collection {duplicate}")
-    collected = session.scalar(
-        select(func.coalesce(func.sum(Collection.amount_fen), 0)).where(
-            Collection.institution_id == contract.institution_id, Collection.contract_id == contract.id
-        )
-    )
-    course = session.get_one(Course, (contract.institution_id, contract.course_id))
     policy = policy_version(
         session, jurisdiction_code=contract.policy_jurisdiction, effective_date=contract.policy_effective_date
     )
     problems = cap_problems(
         policy,
-        category=CourseCategory(course.category),
+        category=CourseCategory(contract.category),
         hours_bought=contract.hours_bought,
         bonus_hours=contract.bonus_hours,
         term_start=contract.term_start,
@@ -142,6 +207,8 @@ def _check_collection(session: Session, contract: Contract, amount_fen: int, ban
         )
     if problems:
         raise PolicyViolation(problems)
+    assert cash is not None, "every institution opens its custody cash account when registered"
+    return cash  # type: ignore[no-any-return]
 
 
 def list_collections(

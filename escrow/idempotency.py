@@ -12,11 +12,11 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from escrow.errors import IdempotencyConflict, InvalidRequest
@@ -24,6 +24,29 @@ from escrow.ledger.records import IdempotencyRecord
 
 T = TypeVar("T")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+# Built once: every money-moving request runs both, and building a statement costs more than running it
+_RECORD = cast(Table, IdempotencyRecord.__table__)
+_CLAIM = (
+    insert(_RECORD)
+    .values(
+        institution_id=bindparam("p_institution_id"),
+        caller=bindparam("p_caller"),
+        key=bindparam("p_key"),
+        request_hash=bindparam("p_request_hash"),
+    )
+    .on_conflict_do_nothing()
+    .returning(_RECORD.c.key)
+)
+_RECORD_OUTCOME = (
+    update(_RECORD)
+    .where(
+        _RECORD.c.institution_id == bindparam("p_institution_id"),
+        _RECORD.c.caller == bindparam("p_caller"),
+        _RECORD.c.key == bindparam("p_key"),
+    )
+    .values(transaction_id=bindparam("p_transaction_id"), result=bindparam("p_result", type_=JSONB))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +71,8 @@ def claim_key(
         raise InvalidRequest("an idempotency key is 1 to 255 printable ASCII characters without spaces", key=key.key)
     request_hash = fingerprint(request)
     claimed = session.execute(
-        insert(IdempotencyRecord)
-        .values(institution_id=institution_id, caller=key.caller, key=key.key, request_hash=request_hash)
-        .on_conflict_do_nothing()
-        .returning(IdempotencyRecord.key)
+        _CLAIM,
+        {"p_institution_id": institution_id, "p_caller": key.caller, "p_key": key.key, "p_request_hash": request_hash},
     ).first()
     if claimed is not None:
         return None
@@ -84,13 +105,14 @@ def record_outcome(
 ) -> None:
     """Store what the first request produced, for replays."""
     session.execute(
-        update(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.institution_id == institution_id,
-            IdempotencyRecord.caller == key.caller,
-            IdempotencyRecord.key == key.key,
-        )
-        .values(transaction_id=transaction_id, result=dict(result) if result is not None else None)
+        _RECORD_OUTCOME,
+        {
+            "p_institution_id": institution_id,
+            "p_caller": key.caller,
+            "p_key": key.key,
+            "p_transaction_id": transaction_id,
+            "p_result": dict(result) if result is not None else None,
+        },
     )
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller, Role
@@ -21,6 +22,18 @@ from escrow.ids import new_id
 from escrow.records import ApiToken, Guardian, Institution, Jurisdiction
 
 PREFIX = "esc_"
+_TOKEN = cast(Table, ApiToken.__table__)
+# Built once: every request runs it
+_BY_HASH = select(
+    _TOKEN.c.id,
+    _TOKEN.c.role,
+    _TOKEN.c.jurisdiction_codes,
+    _TOKEN.c.institution_id,
+    _TOKEN.c.guardian_id,
+    _TOKEN.c.bank_code,
+    _TOKEN.c.expires_at,
+    _TOKEN.c.revoked_at,
+).where(_TOKEN.c.token_hash == bindparam("p_hash"))
 
 
 def hash_token(secret: str) -> str:
@@ -100,7 +113,7 @@ def list_tokens(session: Session) -> list[ApiToken]:
 
 def authenticate(session: Session, *, secret: str, now: datetime) -> Caller:
     """The caller a bearer token stands for; Unauthenticated for unknown, revoked or expired tokens."""
-    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == hash_token(secret))).one_or_none()
+    row = session.execute(_BY_HASH, {"p_hash": hash_token(secret)}).one_or_none()
     if row is None:
         raise Unauthenticated("the bearer token is not recognised; ask for a token with `escrow tokens create`")
     if row.revoked_at is not None:

@@ -10,10 +10,12 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -264,16 +266,71 @@ def list_postings(
     return PostingPage(items, items[-1].id if len(rows) > limit else None)
 
 
+_ACCOUNT = cast(Table, Account.__table__)
+_JOURNAL = cast(Table, JournalTransaction.__table__)
+_POSTING = cast(Table, Posting.__table__)
+# Built once (the engine runs them on every posting); FOR NO KEY UPDATE, so foreign-key checks elsewhere need not wait
+_LOCK_ACCOUNTS = (
+    select(
+        _ACCOUNT.c.id,
+        _ACCOUNT.c.code,
+        _ACCOUNT.c.currency,
+        _ACCOUNT.c.normal_side,
+        _ACCOUNT.c.allow_negative,
+        _ACCOUNT.c.balance,
+    )
+    .where(
+        _ACCOUNT.c.institution_id == bindparam("p_institution_id"),
+        _ACCOUNT.c.id.in_(bindparam("p_ids", expanding=True)),
+    )
+    .order_by(_ACCOUNT.c.id)
+    .with_for_update(key_share=True)
+)
+_INSERT_JOURNAL = (
+    insert(_JOURNAL)
+    .values(
+        institution_id=bindparam("p_institution_id"),
+        id=bindparam("p_id"),
+        kind=bindparam("p_kind"),
+        effective_at=bindparam("p_effective_at"),
+        reverses_id=bindparam("p_reverses_id"),
+        reversal_reason=bindparam("p_reversal_reason"),
+        metadata=bindparam("p_metadata", type_=JSONB),
+    )
+    .returning(_JOURNAL.c.created_at, _JOURNAL.c.effective_at, _JOURNAL.c.metadata)
+)
+
+
+@lru_cache(maxsize=16)
+def _insert_postings(legs: int) -> Any:
+    """One multi-row INSERT for `legs` postings: the balance trigger sees them together, so only their net counts."""
+    rows: list[dict[str, Any]] = [
+        {
+            "institution_id": bindparam("p_institution_id"),
+            "transaction_id": bindparam("p_transaction_id"),
+            "account_id": bindparam(f"p_account_{n}"),
+            "currency": bindparam(f"p_currency_{n}"),
+            "amount": bindparam(f"p_amount_{n}"),
+        }
+        for n in range(legs)
+    ]
+    return insert(_POSTING).values(rows).returning(_POSTING.c.id, _POSTING.c.account_id, _POSTING.c.amount)
+
+
 def lock_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
     """Lock the accounts in id order (the one fixed order that prevents deadlocks) and read them."""
-    rows = session.scalars(
-        _accounts(institution_id)
-        .where(Account.id.in_(sorted(set(account_ids))))
-        .order_by(Account.id)
-        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign-key checks elsewhere need not wait
-        .execution_options(populate_existing=True)
-    ).all()
-    return {row.id: _state(row) for row in rows}
+    rows = session.execute(_LOCK_ACCOUNTS, {"p_institution_id": institution_id, "p_ids": sorted(set(account_ids))})
+    return {
+        r.id: AccountState(
+            id=r.id,
+            code=r.code,
+            currency=r.currency,
+            normal_side=Side(r.normal_side),
+            allow_negative=r.allow_negative,
+            balance=r.balance,
+        )
+        for r in rows
+    }
 
 
 def record_entry(
@@ -291,6 +348,7 @@ def record_entry(
     when = _effective(effective_at)
     if not KIND.match(kind):
         raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
+    session.flush()  # what the caller added goes in first, as before any other statement of its transaction
     accounts = lock_accounts(session, institution_id, [leg.account_id for leg in legs])
     problems = check_legs(legs, accounts)
     if problems:
@@ -298,39 +356,44 @@ def record_entry(
     short = check_funds(legs, accounts)
     if short:
         raise InsufficientFunds("; ".join(short), problems=short)
-    row = session.scalars(
-        insert(JournalTransaction).returning(JournalTransaction),
-        [
-            {
-                "institution_id": institution_id,
-                "id": new_id(),
-                "kind": kind,
-                "effective_at": when,
-                "reverses_id": reverses_id,
-                "reversal_reason": reversal_reason,
-                "metadata_": dict(metadata),
-            }
-        ],
+    transaction_id = new_id()
+    recorded = session.execute(
+        _INSERT_JOURNAL,
+        {
+            "p_institution_id": institution_id,
+            "p_id": transaction_id,
+            "p_kind": kind,
+            "p_effective_at": when,
+            "p_reverses_id": reverses_id,
+            "p_reversal_reason": reversal_reason,
+            "p_metadata": dict(metadata),
+        },
     ).one()
-    # one multi-row statement: the balance trigger sees the legs together, so only their net counts
-    written = session.execute(
-        insert(Posting)
-        .values(
-            [
-                {
-                    "institution_id": institution_id,
-                    "transaction_id": row.id,
-                    "account_id": leg.account_id,
-                    "currency": accounts[leg.account_id].currency,
-                    "amount": leg.amount,
-                }
-                for leg in legs
-            ]
+    values: dict[str, Any] = {"p_institution_id": institution_id, "p_transaction_id": transaction_id}
+    for n, leg in enumerate(legs):
+        values |= {
+            f"p_account_{n}": leg.account_id,
+            f"p_currency_{n}": accounts[leg.account_id].currency,
+            f"p_amount_{n}": leg.amount,
+        }
+    written = session.execute(_insert_postings(len(legs)), values).all()
+    lines = tuple(
+        sorted(
+            (PostingLine(r.id, r.account_id, r.amount, accounts[r.account_id].currency) for r in written),
+            key=lambda line: line.id,
         )
-        .returning(Posting.id, Posting.account_id, Posting.amount, Posting.currency)
-    ).all()
-    lines = tuple(sorted((PostingLine(*r) for r in written), key=lambda line: line.id))
-    return _entry(row, lines)
+    )
+    return JournalEntry(
+        id=transaction_id,
+        institution_id=institution_id,
+        kind=kind,
+        effective_at=recorded.effective_at,
+        created_at=recorded.created_at,
+        postings=lines,
+        reverses_id=reverses_id,
+        reversal_reason=reversal_reason,
+        metadata=recorded.metadata,
+    )
 
 
 def _effective(effective_at: datetime | None) -> datetime:
