@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 from sqlalchemy import create_engine, text
 
 from escrow.access import Caller, Role
@@ -62,6 +63,18 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU the processes have used so far (those that are gone count nothing)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 # --- PostgreSQL -------------------------------------------------------------------------------------
 
 
@@ -99,6 +112,16 @@ class Server:
         server = self._embedded()
         command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "immediate", "stop"]
         subprocess.run(command, check=True, user=server.system_user, capture_output=True)
+
+    def pids(self) -> list[int]:
+        """The embedded postmaster and its backends (empty for a configured server: not ours to account)."""
+        if self.pgdata is None or not (self.pgdata / "postmaster.pid").exists():
+            return []
+        try:
+            postmaster = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
+            return [postmaster.pid, *(c.pid for c in postmaster.children())]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+            return []
 
     def start(self) -> None:
         """Start the embedded server again (after a stop); it listens where it did before."""
@@ -235,8 +258,6 @@ class Service:
 
     def pids(self) -> list[int]:
         """The supervisor and its worker processes."""
-        import psutil  # type: ignore[import-untyped]
-
         if self.proc is None:
             return []
         try:

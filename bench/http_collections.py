@@ -39,7 +39,18 @@ import psycopg2  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import Connection, HttpError, School, Service, free_port, percentile, postgres, seed_schools
+from _bench import (
+    Connection,
+    HttpError,
+    School,
+    Server,
+    Service,
+    cpu_seconds,
+    free_port,
+    percentile,
+    postgres,
+    seed_schools,
+)
 
 DATABASE = "escrow_bench_http"
 CLASS_EVERY = 4  # one request in four records a class; the others register collections
@@ -80,7 +91,7 @@ def main() -> None:
         service.start()
         try:
             load = Load(service.port, tuple(schools), args.hot, args.clients, warmup, args.size)
-            http = run_load(load, service, args.py_spy)
+            http = run_load(load, service, server, args.py_spy)
         finally:
             service.stop()
         base = baseline(url, clients=args.clients, transactions=args.size, pairs=institutions)
@@ -99,6 +110,11 @@ def main() -> None:
         "p50_ms_at_half_rate": round(paced["p50_ms"], 2),
         "baseline_p50_ms": round(base["p50_ms"], 2),
         "baseline_p99_ms": round(base["p99_ms"], 2),
+        "cpu_ms_per_request": {
+            name: round(1000 * seconds / (sustained["requests"] + paced["requests"]), 2)
+            for name, seconds in http["cpu_s"].items()
+            if seconds > 0
+        },
         "errors": sustained["errors"] + paced["errors"],
         "statuses": dict(sustained["statuses"]),
         "clients": args.clients,
@@ -112,7 +128,7 @@ def main() -> None:
         raise SystemExit(f"{result['errors']} requests failed")
 
 
-def run_load(load: Load, service: Service, py_spy: str | None) -> dict[str, Any]:
+def run_load(load: Load, service: Service, server: Server, py_spy: str | None) -> dict[str, Any]:
     """Drive the service from a process of its own; sample its workers through the sustained phase."""
     ctx = multiprocessing.get_context("spawn")
     ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
@@ -138,6 +154,8 @@ def run_load(load: Load, service: Service, py_spy: str | None) -> dict[str, Any]
                 command += ["--gil", "--nonblocking", "--output", f"{py_spy}-{pid}.txt"]
                 samplers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1)
+        watched = {"service": service.pids(), "load": [proc.pid] if proc.pid else [], "postgres": server.pids()}
+        cpu = {name: cpu_seconds(pids) for name, pids in watched.items()}
         go.set()
         while True:
             try:
@@ -146,6 +164,9 @@ def run_load(load: Load, service: Service, py_spy: str | None) -> dict[str, Any]
             except queue.Empty:
                 if not proc.is_alive():
                     raise SystemExit("the load process died") from None
+        # the CPU each side spent on the sustained and paced phases
+        watched["postgres"] = server.pids()  # a backend started meanwhile counts whole
+        result["cpu_s"] = {name: cpu_seconds(pids) - cpu[name] for name, pids in watched.items()}
         for sampler in samplers:
             sampler.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
             sampler.wait(timeout=60)
