@@ -40,7 +40,17 @@ def _not_a_number(value: object) -> object:
 
 
 Whole = Annotated[StrictInt, BeforeValidator(_whole)]
-Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+def _plausible(value: datetime) -> datetime:
+    """Offsets real clocks use (within 14 hours of UTC) and years the books can hold."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset.total_seconds()) > 14 * 3600:
+        raise ValueError("the time zone offset must be within 14 hours of UTC, such as +08:00")
+    if not 1900 <= value.year <= 9998:
+        raise ValueError("the year must be between 1900 and 9998")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_plausible)]
 Day = Annotated[date, BeforeValidator(_not_a_number)]
 MAX_FEN = 10**12  # ten billion yuan: far above any real tuition, far below overflow
 Fen = Annotated[Whole, Field(gt=0, le=MAX_FEN, description="an amount in fen (1/100 yuan)")]

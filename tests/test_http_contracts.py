@@ -159,6 +159,11 @@ def test_a_contract_from_signing_to_collection(api: Api) -> None:
         f"{path}/balance", params={"as_of": between.isoformat()}, headers={"Authorization": f"Bearer {parent}"}
     ).json()
     assert as_of["held_fen"] == 300_000
+    for odd in ("1443-05-06T23:51:01+21:18", "0001-01-01T00:03:06+01:21"):  # no real clock; no UTC year 0
+        refused = api.client.get(
+            f"{path}/balance", params={"as_of": odd}, headers={"Authorization": f"Bearer {parent}"}
+        )
+        assert refused.status_code == 422, refused.text
     balances = api.call("GET", f"{base}/balances", token).json()
     assert balances["custody_cash_fen"] == balances["held_fen"] == balances["owed_fen"] == 550_000
     transactions = api.call("GET", f"{path}/transactions", parent).json()["items"]

@@ -13,7 +13,7 @@ from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
-from api.schemas import PageOf
+from api.schemas import Day, PageOf
 from escrow import statements
 from escrow.paging import DEFAULT_LIMIT
 from escrow.statement_formats import FORMATS, MAX_FILE_BYTES
@@ -111,7 +111,7 @@ def list_statements(
     session: SessionDep,
     caller: CallerDep,
     institution_id: Annotated[UUID | None, Query()] = None,
-    statement_date: Annotated[date | None, Query()] = None,
+    statement_date: Annotated[Day | None, Query()] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> PageOf[StatementOut]:
