@@ -4,7 +4,7 @@ cannot be assigned by a caller; numbers are strict integers with bounds."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
@@ -40,6 +40,8 @@ def _not_a_number(value: object) -> object:
 
 
 Whole = Annotated[StrictInt, BeforeValidator(_whole)]
+
+
 def _plausible(value: datetime) -> datetime:
     """Offsets real clocks use (within 14 hours of UTC) and years the books can hold."""
     offset = value.utcoffset()
@@ -414,14 +416,3 @@ class HeldContractsOut(BaseModel):
     as_of: datetime
     items: list[HeldContractOut]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
-
-
-def _in_utc(value: datetime) -> datetime:
-    """PostgreSQL takes UTC offsets up to 15:59 only; ISO 8601 allows up to 23:59. Same instant, in UTC."""
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("the instant is outside the years 1 to 9999 once in UTC") from None
-
-
-UtcInstant = Annotated[Instant, AfterValidator(_in_utc)]

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Response
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented
+from api.routers.contracts import AsOf
 from api.routers.institutions import Cursor, Limit
-from api.schemas import HeldContractOut, HeldContractsOut, HeldFundsAgingOut, HeldFundsOut, UtcInstant
+from api.schemas import HeldContractOut, HeldContractsOut, HeldFundsAgingOut, HeldFundsOut
 from escrow import exports, reports
 from escrow.paging import DEFAULT_LIMIT
 from escrow.reports import Report
@@ -31,7 +32,6 @@ class ExportFormat(StrEnum):
 Format = Annotated[
     ExportFormat, Query(alias="format", description="json (default), csv (UTF-8 with BOM) or xlsx; fen and yuan")
 ]
-AsOf = Annotated[UtcInstant | None, Query(description="an instant with its time zone; default now")]
 JurisdictionCode = Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="only this jurisdiction")]
 FILES: dict[int | str, dict[str, Any]] = {
     200: {"content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}}},
