@@ -6,6 +6,7 @@ overdrawing or deadlocking. PostgreSQL re-checks everything (see migrations/vers
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -14,8 +15,7 @@ from functools import lru_cache
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Table, TextClause, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -286,35 +286,27 @@ _LOCK_ACCOUNTS = (
     .order_by(_ACCOUNT.c.id)
     .with_for_update(key_share=True)
 )
-_INSERT_JOURNAL = (
-    insert(_JOURNAL)
-    .values(
-        institution_id=bindparam("p_institution_id"),
-        id=bindparam("p_id"),
-        kind=bindparam("p_kind"),
-        effective_at=bindparam("p_effective_at"),
-        reverses_id=bindparam("p_reverses_id"),
-        reversal_reason=bindparam("p_reversal_reason"),
-        metadata=bindparam("p_metadata", type_=JSONB),
-    )
-    .returning(_JOURNAL.c.created_at, _JOURNAL.c.effective_at, _JOURNAL.c.metadata)
-)
 
 
 @lru_cache(maxsize=16)
-def _insert_postings(legs: int) -> Any:
-    """One multi-row INSERT for `legs` postings: the balance trigger sees them together, so only their net counts."""
-    rows: list[dict[str, Any]] = [
-        {
-            "institution_id": bindparam("p_institution_id"),
-            "transaction_id": bindparam("p_transaction_id"),
-            "account_id": bindparam(f"p_account_{n}"),
-            "currency": bindparam(f"p_currency_{n}"),
-            "amount": bindparam(f"p_amount_{n}"),
-        }
-        for n in range(legs)
-    ]
-    return insert(_POSTING).values(rows).returning(_POSTING.c.id, _POSTING.c.account_id, _POSTING.c.amount)
+def _write_entry(legs: int) -> TextClause:
+    """One statement that writes the journal transaction and its `legs` postings: one round trip while the
+    accounts are locked, and one multi-row INSERT, so the balance trigger sees the legs together and only
+    their net counts. (Text, because SQLAlchemy compiles a multi-row insert() anew on every call; only
+    placeholders are formatted in.)"""
+    postings = ", ".join(
+        f"(:institution_id, :transaction_id, :account_{n}, :currency_{n}, :amount_{n})" for n in range(legs)
+    )
+    journal = (
+        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, reverses_id, reversal_reason,"
+        " metadata) VALUES (:institution_id, :transaction_id, :kind, :effective_at, :reverses_id, :reversal_reason,"
+        " CAST(:metadata AS jsonb)) RETURNING created_at, effective_at, metadata"
+    )
+    return text(
+        f"WITH journal AS ({journal}) INSERT INTO posting (institution_id, transaction_id, account_id, currency,"  # noqa: S608
+        f" amount) VALUES {postings} RETURNING id, account_id, amount, (SELECT created_at FROM journal) AS created_at,"
+        " (SELECT effective_at FROM journal) AS effective_at, (SELECT metadata FROM journal) AS metadata"
+    )
 
 
 def lock_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
@@ -357,26 +349,20 @@ def record_entry(
     if short:
         raise InsufficientFunds("; ".join(short), problems=short)
     transaction_id = new_id()
-    recorded = session.execute(
-        _INSERT_JOURNAL,
-        {
-            "p_institution_id": institution_id,
-            "p_id": transaction_id,
-            "p_kind": kind,
-            "p_effective_at": when,
-            "p_reverses_id": reverses_id,
-            "p_reversal_reason": reversal_reason,
-            "p_metadata": dict(metadata),
-        },
-    ).one()
-    values: dict[str, Any] = {"p_institution_id": institution_id, "p_transaction_id": transaction_id}
+    values: dict[str, Any] = {
+        "institution_id": institution_id,
+        "transaction_id": transaction_id,
+        "kind": kind,
+        "effective_at": when,
+        "reverses_id": reverses_id,
+        "reversal_reason": reversal_reason,
+        "metadata": json.dumps(dict(metadata)),
+    }
     for n, leg in enumerate(legs):
-        values |= {
-            f"p_account_{n}": leg.account_id,
-            f"p_currency_{n}": accounts[leg.account_id].currency,
-            f"p_amount_{n}": leg.amount,
-        }
-    written = session.execute(_insert_postings(len(legs)), values).all()
+        values |= {f"account_{n}": leg.account_id, f"currency_{n}": accounts[leg.account_id].currency}
+        values[f"amount_{n}"] = leg.amount
+    written = session.execute(_write_entry(len(legs)), values).all()
+    recorded = written[0]
     lines = tuple(
         sorted(
             (PostingLine(r.id, r.account_id, r.amount, accounts[r.account_id].currency) for r in written),
