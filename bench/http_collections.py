@@ -73,11 +73,13 @@ def main() -> None:
     parser.add_argument("size", nargs="?", type=int, default=10_000, help="requests in the sustained phase")
     parser.add_argument("--hot", action="store_true", help="every request for one institution")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (and baseline threads)")
-    parser.add_argument("--workers", type=int, default=2, help="escrow serve worker processes")
+    # measured on 2 cores: 3 workers serve the most spread-out load, 2 the hot institution
+    parser.add_argument("--workers", type=int, help="escrow serve worker processes (default 3, or 2 with --hot)")
     parser.add_argument("--institutions", type=int, default=100, help="institutions the load spreads over")
     parser.add_argument("--py-spy", metavar="PREFIX", help="sample each worker with py-spy (collapsed stacks)")
     args = parser.parse_args()
     institutions = 1 if args.hot else args.institutions
+    args.workers = args.workers or (2 if args.hot else 3)
     warmup = max(200, min(1000, args.size // 10))
     # every contract takes 60 one-hour classes; leave twice what the classes of all phases need
     classes = (warmup + args.size + args.size // 2) // CLASS_EVERY + 1
