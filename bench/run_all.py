@@ -26,6 +26,7 @@ REGISTRY: list[tuple[str, int | None, list[str]]] = [
     ("http_collections.py", 10_000, []),  # requests in the sustained phase
     ("http_collections.py", 10_000, ["--hot"]),
     ("faults.py", 15, []),  # rounds
+    ("regulator_day.py", 10_000_000, []),  # postings over 3000 institutions
 ]
 TIMEOUT_S = 3600
 

@@ -1,0 +1,193 @@
+"""The regulator's day on province-sized books: reconciliation, the invariant checks and the risk rules
+over ~10 million postings of a few thousand institutions, against one bare aggregate of the same postings.
+
+Usage: python bench/regulator_day.py [POSTINGS=10_000_000] [--institutions 3000] [--keep] [--checked]
+
+A fresh database `escrow_bench_province` on ESCROW_DATABASE_URL's server, or (unset) on an embedded
+server in .bench/province, migrated to head; the books generated set-based (bench/_province.py, progress
+on stderr), then VACUUM (ANALYZE) as autovacuum would do; the custody bank's statements of the statement
+day imported through the core, with planted faults: three bank lines the ledger does not know (one
+above any collection's cap) and one executed payout the bank does not show, and one institution with no
+class for 35 days. Then, each timed on its own in the same run: the bare `SELECT institution_id,
+sum(amount) FROM posting GROUP BY institution_id` and the recorded jobs reconcile, check_invariants,
+evaluate_risks (and seal_audit, whose trail holds the registrations and statement imports). Each runs
+twice: the first (cold: it matches the statements and raises the alerts) and the second (warm) are both
+reported; the ratio is the warm jobs' total over the warm baseline. The open alerts must be exactly the
+planted faults. --keep leaves the database (and the embedded server's folder) behind; --checked loads
+with every trigger and foreign key on, to prove at a small size that the fast load writes only what they
+allow. Prints one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _province import BANK, IDLE, Province, generate, log
+
+from escrow.access import Caller, Role
+from escrow.bank_files import ledger_statements, statements_csv
+from escrow.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
+from escrow.embedded import recreate_database, start_embedded
+from escrow.ids import new_id
+from escrow.jobs import run_recorded
+from escrow.settings import Settings
+from escrow.statement_formats import ParsedStatement, StatementLine
+from escrow.statements import import_statements
+
+DATABASE = "escrow_bench_province"
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / ".bench" / "province"
+BASELINE = "SELECT institution_id, sum(amount) FROM posting GROUP BY institution_id"
+JOBS = ("reconcile", "check_invariants", "evaluate_risks")
+UNKNOWN_LINES = {2: 12_345, 4: 67_890, 7: 2_000_000}  # institution number -> fen; the last is above any cap
+HIDDEN_PAYOUT = 1  # the bank's statement of this institution leaves out the payout executed that day
+EXPECTED = {
+    "recon_bank_line_unmatched": len(UNKNOWN_LINES),
+    "recon_ledger_unmatched": 1,
+    "cap_broken": 1,
+    "money_idle_long": 1,
+}
+T = TypeVar("T")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("postings", nargs="?", type=lambda s: int(s.replace("_", "")), default=10_000_000)
+    parser.add_argument("--institutions", type=int, default=3000)
+    parser.add_argument("--keep", action="store_true", help="leave the database behind")
+    parser.add_argument("--database", default=DATABASE, help=f"database name (default {DATABASE})")
+    parser.add_argument("--checked", action="store_true", help="load with triggers and foreign keys on (slow)")
+    args = parser.parse_args()
+    if args.institutions < max(*UNKNOWN_LINES, HIDDEN_PAYOUT, IDLE):
+        parser.error(f"the planted faults need at least {max(*UNKNOWN_LINES, HIDDEN_PAYOUT, IDLE)} institutions")
+    configured = Settings().database_url
+    server = normalize_url(configured) if configured else start_embedded(EMBEDDED_DIR, "postgres")
+    url = recreate_database(server, args.database)
+    engine = make_engine(url, pool_size=2)
+    try:
+        result = run(engine, args, embedded=not configured)
+    finally:
+        engine.dispose()
+        if not args.keep:
+            drop = create_engine(server, isolation_level="AUTOCOMMIT")
+            with drop.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+            drop.dispose()
+    print(json.dumps(result), flush=True)
+
+
+def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    upgrade_to_head(engine)
+    log(f"generating about {args.postings:,} postings over {args.institutions} institutions")
+    generate_s, books = _timed(
+        lambda: generate(engine, postings=args.postings, institutions=args.institutions, now=now, checked=args.checked)
+    )
+    vacuum_s, _ = _timed(lambda: _vacuum(engine))
+    log(f"  VACUUM (ANALYZE) {vacuum_s:.0f} s")
+    statements_s, _ = _timed(lambda: _deliver_statements(engine, books, now))
+    log(f"  statements of {books.statement_day} imported ({statements_s:.0f} s)")
+    with engine.connect() as conn:
+        postings = conn.execute(text("SELECT count(*) FROM posting")).scalar_one()
+        version = conn.execute(text("SHOW server_version")).scalar_one()
+    cold: dict[str, float] = {}
+    warm: dict[str, float] = {}
+    found: dict[str, dict[str, Any]] = {"cold": {}, "warm": {}}
+    for name in ("baseline", *JOBS, "seal_audit"):
+        task = partial(_baseline, engine) if name == "baseline" else partial(_job, engine, name, now)
+        for run_, timings in (("cold", cold), ("warm", warm)):
+            seconds, found[run_][name] = _timed(task)
+            timings[name] = round(seconds, 3)
+        log(f"  {name}: cold {cold[name]:.2f} s, warm {warm[name]:.2f} s")
+    findings = _open_alerts(engine)
+    day_s = sum(warm[j] for j in JOBS)
+    return {
+        "bench": "regulator_day",
+        "postings": postings,
+        "institutions": args.institutions,
+        "transactions": books.transactions,
+        "contracts": books.contracts,
+        "server": f"PostgreSQL {version}" + (" (embedded)" if embedded else ""),
+        "checked_load": args.checked,
+        "generate_s": round(generate_s, 1),
+        "vacuum_s": round(vacuum_s, 1),
+        "statements_s": round(statements_s, 1),
+        "baseline_s": warm["baseline"],
+        **{f"{j}_s": warm[j] for j in JOBS},
+        "day_s": round(day_s, 3),
+        "ratio": round(day_s / warm["baseline"], 2),
+        "seal_audit_s": warm["seal_audit"],
+        "cold_s": cold,
+        "findings": findings,
+        "as_planted": findings == EXPECTED,
+        "jobs_found": {run_: {j: found[run_][j] for j in (*JOBS, "seal_audit")} for run_ in ("cold", "warm")},
+    }
+
+
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def _vacuum(engine: Engine) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM (ANALYZE)")
+
+
+def _baseline(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(text(BASELINE)).all())
+
+
+def _job(engine: Engine, name: str, now: datetime) -> dict[str, Any]:
+    done = run_recorded(engine, name=name, now=now)
+    if done.outcome != "ok":
+        with engine.connect() as conn:
+            error = conn.execute(text("SELECT error FROM job_run WHERE id = :id"), {"id": done.id}).scalar()
+        raise RuntimeError(f"job {name} {done.outcome}: {error or done.found}")
+    return done.found
+
+
+def _deliver_statements(engine: Engine, books: Province, now: datetime) -> None:
+    """The bank's statements of the statement day, as the ledger has them but for the planted faults."""
+    day = books.statement_day
+    bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
+    with make_sessionmaker(engine).begin() as s:
+        accounts = {i: a for i, a in s.execute(text("SELECT id, custody_account FROM institution"))}
+        unknown = {accounts[books.institutions[n]]: fen for n, fen in UNKNOWN_LINES.items()}
+        hidden = accounts[books.institutions[HIDDEN_PAYOUT]]
+        statements: list[ParsedStatement] = []
+        for st in ledger_statements(s, day=day):
+            if st.account in unknown:
+                fen = unknown[st.account]
+                line = StatementLine(day, fen, f"UNK{day:%Y%m%d}{len(statements):05d}", "Unknown payer", "tuition")
+                st = replace(st, closing_fen=st.closing_fen + fen, lines=(*st.lines, line))
+            elif st.account == hidden:
+                payouts = [x for x in st.lines if x.reference.startswith("EX")]
+                assert len(payouts) == 1, f"expected one payout executed on {day}, found {len(payouts)}"
+                kept = tuple(x for x in st.lines if x is not payouts[0])
+                st = replace(st, closing_fen=st.closing_fen - payouts[0].amount_fen, lines=kept)
+            statements.append(st)
+        import_statements(s, caller=bank, data=statements_csv(statements), fmt="csv", now=now)
+
+
+def _open_alerts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT rule, count(*) FROM alert WHERE cleared_at IS NULL GROUP BY rule"))
+        return {rule: int(n) for rule, n in rows}
+
+
+if __name__ == "__main__":
+    main()
