@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import health, problems
-from api.routers import alerts, consumption, contracts, institutions, jurisdictions, payouts, reports, statements
+from api.routers import (
+    alerts,
+    batches,
+    consumption,
+    contracts,
+    institutions,
+    jurisdictions,
+    payouts,
+    reports,
+    statements,
+)
 from escrow.database import default_engine, make_sessionmaker
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
@@ -39,6 +49,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     problems.install(app)
     app.include_router(health.router)
-    for module in (jurisdictions, institutions, contracts, consumption, payouts, alerts, reports, statements):
+    for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
     return app

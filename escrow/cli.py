@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import typer
@@ -19,6 +20,9 @@ from escrow.access import Role
 from escrow.database import make_engine, make_sessionmaker, migration_status, resolve_database_url, upgrade_to_head
 from escrow.errors import EscrowError
 from escrow.settings import get_settings
+
+if TYPE_CHECKING:
+    from escrow.batches import BatchItem
 
 app = typer.Typer(
     help="Ledger and escrow engine for supervised prepaid tuition.",
@@ -332,3 +336,71 @@ def audit_verify() -> None:
     if breaks:
         raise typer.Exit(1)
     typer.echo(f"audit trail intact: {records} records in {chains} chains")
+
+
+@app.command("import")
+def import_collections_file(
+    file: Path = typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV of collections"),
+    institution: UUID | None = typer.Option(None, help="the institution; default: the one the contracts belong to"),
+) -> None:
+    """Import collections from a CSV (contract_id, amount_fen, bank_reference, collected_at, idempotency_key)
+    as the operator acting for the institution, in batches of 1,000: each batch whole or not at all,
+    each row once per idempotency key (importing the file again changes nothing)."""
+    import csv
+
+    from sqlalchemy import select
+
+    from escrow.access import Caller
+    from escrow.batches import MAX_ITEMS, import_collections
+    from escrow.records import Contract
+
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as rows:
+            items = [_batch_item(n, row) for n, row in enumerate(csv.DictReader(rows), start=2)]
+    except ValueError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if institution is None:
+        with _session() as session:
+            owners = set(
+                session.scalars(select(Contract.institution_id).where(Contract.id.in_({i.contract_id for i in items})))
+            )
+        if len(owners) != 1:
+            typer.echo("refused: the contracts do not belong to one known institution; pass --institution", err=True)
+            raise typer.Exit(2)
+        institution = owners.pop()
+    operator = Caller(token_id=UUID(int=0), role=Role.INSTITUTION, institution_id=institution)
+    new = replayed = 0
+    for start in range(0, len(items), MAX_ITEMS):
+        try:
+            with _session() as session:
+                done = import_collections(
+                    session,
+                    caller=operator,
+                    institution_id=institution,
+                    items=items[start : start + MAX_ITEMS],
+                    now=datetime.now(UTC),
+                )
+        except typer.Exit:
+            typer.echo(f"(item N of this batch is CSV line {start + 2} + N; earlier batches stay imported)", err=True)
+            raise
+        new += sum(not d.replayed for d in done)
+        replayed += sum(d.replayed for d in done)
+        typer.echo(f"rows {start + 2} to {start + 1 + len(done)}: {len(done)} collections")
+    typer.echo(f"imported {new} collections, {replayed} already imported")
+
+
+def _batch_item(line: int, row: dict[str, str]) -> BatchItem:
+    from escrow.batches import BatchItem
+
+    try:
+        when = (row.get("collected_at") or "").strip()
+        return BatchItem(
+            contract_id=UUID(row["contract_id"].strip()),
+            amount_fen=int(row["amount_fen"].strip()),
+            bank_reference=row["bank_reference"].strip(),
+            collected_at=datetime.fromisoformat(when) if when else None,
+            idempotency_key=row["idempotency_key"].strip(),
+        )
+    except (KeyError, AttributeError, ValueError) as exc:
+        raise ValueError(f"line {line}: {exc}") from None

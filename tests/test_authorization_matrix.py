@@ -89,6 +89,12 @@ def collection_body(_: Place) -> dict[str, Any]:
     return {"amount_fen": 100, "bank_reference": f"MATRIX-{next(COUNTER)}"}
 
 
+def batch_body(place: Place) -> dict[str, Any]:
+    n = next(COUNTER)
+    item = {"contract_id": str(place.contract_id), "amount_fen": 100}
+    return {"items": [item | {"bank_reference": f"MATRIX-B{n}", "idempotency_key": f"matrix-batch-{n}"}]}
+
+
 INST_PATH = "/institutions/{institution_id}"
 K = INST_PATH + "/contracts/{contract_id}"
 CLS = INST_PATH + "/classes/{class_id}"
@@ -115,6 +121,7 @@ TABLE: dict[str, Row] = {
     "get_contract": Row("GET", K, ALL),
     "get_contract_balance": Row("GET", K + "/balance", ALL),
     "register_collection": Row("POST", K + "/collections", frozenset({INST}), collection_body, ok=201),
+    "import_collections": Row("POST", INST_PATH + "/collection-batches", frozenset({INST}), batch_body, ok=201),
     "list_collections": Row("GET", K + "/collections", ALL),
     "get_collection": Row("GET", INST_PATH + "/collections/{collection_id}", ALL),
     "list_contract_transactions": Row("GET", K + "/transactions", ALL),
