@@ -27,6 +27,7 @@ REGISTRY: list[tuple[str, int | None, list[str]]] = [
     ("http_collections.py", 10_000, ["--hot"]),
     ("faults.py", 15, []),  # rounds
     ("regulator_day.py", 10_000_000, []),  # postings over 3000 institutions
+    ("bulk_import.py", 20_000, []),  # collections, in batches of 100
 ]
 TIMEOUT_S = 3600
 

@@ -91,11 +91,11 @@ _EARLIER = text(
 )
 _CONTRACTS = text(
     "SELECT c.id, c.status, c.price_fen, c.hours_bought, c.bonus_hours, c.term_start, c.term_end,"
-    " c.policy_jurisdiction, c.policy_effective_date, c.prepaid_account_id, co.category"
+    " c.policy_jurisdiction, c.policy_effective_date, c.prepaid_account_id, co.category,"
+    " (SELECT a.id FROM account a WHERE a.institution_id = :inst AND a.code = :cash) AS cash"
     " FROM contract c JOIN course co ON co.institution_id = c.institution_id AND co.id = c.course_id"
     " WHERE c.institution_id = :inst AND c.id = ANY(CAST(:ids AS uuid[])) ORDER BY c.id FOR NO KEY UPDATE OF c"
 )
-_CASH = text("SELECT id FROM account WHERE institution_id = :inst AND code = :code")
 # Read once the accounts are locked, so it counts what committed while we waited
 _STANDING = text(
     "SELECT contract_id::text AS k, sum(amount_fen) AS collected, NULL::uuid AS duplicate FROM collection"
@@ -122,7 +122,7 @@ _WRITE = text(
     " CAST(:effective AS timestamptz[]), CAST(:txn AS uuid[])) AS u(i, k, x, r, e, t) RETURNING id)"
     " UPDATE idempotency_record AS r SET transaction_id = u.t, result = u.o"
     " FROM unnest(CAST(:keys AS text[]), CAST(:txn AS uuid[]), CAST(:outcomes AS jsonb[])) AS u(k, t, o)"
-    " WHERE r.institution_id = :inst AND r.caller = :caller AND r.key = u.k"
+    " WHERE r.institution_id = :inst AND r.caller = :caller AND r.key = ANY(CAST(:keys AS text[])) AND r.key = u.k"
 )
 
 
@@ -235,8 +235,11 @@ def _write(
     """Lock, check every new item (refusing the batch with all problems), then write them together."""
     inst = {"inst": institution_id}
     contract_ids = sorted({items[n].contract_id for n in fresh})
-    contracts = {c.id: c for c in session.execute(_CONTRACTS, inst | {"ids": [str(c) for c in contract_ids]})}
-    cash = session.scalar(_CASH, inst | {"code": CUSTODY_CASH})
+    locked = session.execute(_CONTRACTS, inst | {"ids": [str(c) for c in contract_ids], "cash": CUSTODY_CASH}).all()
+    contracts = {c.id: c for c in locked}
+    if not contracts:  # every item names an unknown contract
+        _refuse(_check(session, items, fresh, contracts, defaultdict(int), {}))
+    cash = locked[0].cash
     assert cash is not None, "every institution opens its custody cash account when registered"
     # the accounts every posting moves, locked in id order as the engine does: batches for one institution queue
     accounts = lock_accounts(session, institution_id, [cash, *(c.prepaid_account_id for c in contracts.values())])
