@@ -53,7 +53,10 @@ class CollectionBatchOut(BaseModel):
     "/institutions/{institution_id}/collection-batches",
     status_code=201,
     operation_id="import_collections",
-    responses=documented(403, 404, 409),
+    responses={
+        **documented(403, 404, 409),
+        200: {"model": CollectionBatchOut, "description": "every item was a replay: nothing moved again"},
+    },
 )
 def import_collections(
     institution_id: UUID,
