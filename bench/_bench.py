@@ -224,18 +224,29 @@ def seed_schools(url: str, *, institutions: int, contracts: int, tag: str = "ben
 
 
 class Service:
-    """`escrow serve` on a database, in a process group of its own (so its workers die with it)."""
+    """`escrow serve` on a database (or another `command` that serves `ready_path`), in a process group
+    of its own, so that its workers die with it."""
 
-    def __init__(self, url: str, *, workers: int, port: int, log: Path, pool_size: int | None = None) -> None:
-        self.url, self.workers, self.port, self.log = url, workers, port, log
+    def __init__(
+        self,
+        url: str,
+        *,
+        workers: int,
+        port: int,
+        log: Path,
+        command: list[str] | None = None,
+        ready_path: str = "/readyz",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.url, self.workers, self.port, self.log, self.ready_path = url, workers, port, log, ready_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ESCROW_")}
         self.env["ESCROW_DATABASE_URL"] = url
-        if pool_size is not None:
-            self.env["ESCROW_POOL_SIZE"] = str(pool_size)
+        self.env |= env or {}
+        self.command = command or [sys.executable, "-m", "escrow", "serve"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout: float = 60) -> None:
-        command = [sys.executable, "-m", "escrow", "serve", "--port", str(self.port), "--workers", str(self.workers)]
+        command = [*self.command, "--port", str(self.port), "--workers", str(self.workers)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 command, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -248,7 +259,7 @@ class Service:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"escrow serve exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=2) as r:
                     if r.status == 200:
                         return
             except OSError:

@@ -10,8 +10,10 @@ SIZE/2 requests paced open-loop at half that rate (p99 measured from when each r
 stall counts against it); then the baseline: SIZE transfers at the same concurrency, each one
 transaction that moves two balances and inserts a journal transaction and its two postings into plain
 tables (bench_account, bench_txn, bench_posting: no triggers, no foreign keys). --hot puts the baseline
-on one account pair. With --py-spy, each service worker is sampled through the sustained phase into
-PREFIX-<pid>.txt (collapsed stacks). Prints one JSON line last.
+on one account pair. Between the two, for scale, the same load against bench/_minimal_app.py: FastAPI
+doing only that transfer with SQLAlchemy Core, as many uvicorn workers (minimal_fastapi_* figures).
+With --py-spy, each service worker is sampled through the sustained phase into PREFIX-<pid>.txt
+(collapsed stacks). Prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,7 @@ class Load:
     warmup: int
     size: int
     seed: int = 1
+    minimal: bool = False  # load bench/_minimal_app.py instead: transfers on the baseline's pairs
 
 
 def main() -> None:
@@ -96,6 +99,11 @@ def main() -> None:
             http = run_load(load, service, server, args.py_spy)
         finally:
             service.stop()
+        make_baseline_tables(url, pairs=institutions)
+        minimal = run_minimal_app(
+            url, replace(load, minimal=True), server, workers=args.workers, log=Path(folder) / "minimal.log"
+        )
+        make_baseline_tables(url, pairs=institutions)
         base = baseline(url, clients=args.clients, transactions=args.size, pairs=institutions)
         server.drop(DATABASE)
     sustained, paced = http["sustained"], http["paced"]
@@ -112,12 +120,15 @@ def main() -> None:
         "p50_ms_at_half_rate": round(paced["p50_ms"], 2),
         "baseline_p50_ms": round(base["p50_ms"], 2),
         "baseline_p99_ms": round(base["p99_ms"], 2),
+        "minimal_fastapi_rps": round(minimal["sustained"]["rps"], 1),
+        "minimal_fastapi_ratio": round(minimal["sustained"]["rps"] / base["tps"], 3),
+        "minimal_fastapi_p99_ms": round(minimal["sustained"]["p99_ms"], 2),
+        "errors": minimal["sustained"]["errors"] + sustained["errors"] + paced["errors"],
         "cpu_ms_per_request": {
             name: round(1000 * seconds / (sustained["requests"] + paced["requests"]), 2)
             for name, seconds in http["cpu_s"].items()
             if seconds > 0
         },
-        "errors": sustained["errors"] + paced["errors"],
         "statuses": dict(sustained["statuses"]),
         "clients": args.clients,
         "workers": args.workers,
@@ -196,7 +207,10 @@ async def _drive(load: Load, ready: Any, go: Any) -> dict[str, Any]:
     while not go.is_set():
         await asyncio.sleep(0.01)
     sustained = await closed_loop(connections, requests, load.size)
-    paced = await open_loop(connections, requests, load.size // 2, rate=sustained["rps"] / 2)
+    if load.minimal:
+        paced = sustained
+    else:
+        paced = await open_loop(connections, requests, load.size // 2, rate=sustained["rps"] / 2)
     for c in connections:
         await c.close()
     return {"sustained": sustained, "paced": paced}
@@ -214,6 +228,11 @@ class Requests:
 
     def build(self) -> tuple[str, dict[str, str], bytes]:
         i = next(self.next)
+        if self.load.minimal:  # the same body and headers; a pair of the baseline's accounts
+            pair = 0 if self.load.hot else self.rng.randrange(len(self.load.schools))
+            headers = {"Authorization": "Bearer -", "Content-Type": "application/json", "Idempotency-Key": f"m-{i}"}
+            body = json.dumps({"amount_fen": AMOUNT_FEN, "bank_reference": f"BENCH-{i}"}).encode()
+            return f"/pairs/{pair}/transfers", headers, body
         school = self.load.schools[0] if self.load.hot else self.rng.choice(self.load.schools)
         headers = {"Authorization": f"Bearer {school.token}", "Content-Type": "application/json"}
         if i % CLASS_EVERY == CLASS_EVERY - 1:
@@ -296,14 +315,41 @@ CREATE TABLE bench_posting (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, 
 """
 
 
-def baseline(url: str, *, clients: int, transactions: int, pairs: int) -> dict[str, float]:
-    """Raw PostgreSQL: `clients` threads, each on its own connection, one transfer per transaction
-    (debit a cash account, credit a prepaid one, in id order; a journal row and its two postings)."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def make_baseline_tables(url: str, *, pairs: int) -> None:
+    """Fresh bench_account (a cash and a prepaid account per pair), bench_txn and bench_posting."""
+    with psycopg2.connect(_dsn(url)) as conn, conn.cursor() as cur:
         cur.execute(BASELINE_TABLES)
         cur.execute("INSERT INTO bench_account (id) SELECT generate_series(1, %s)", (2 * pairs,))
     conn.close()
+
+
+def run_minimal_app(url: str, load: Load, server: Server, *, workers: int, log: Path) -> dict[str, Any]:
+    """Serve bench/_minimal_app.py with uvicorn (as many workers, no access log) and load it the same way."""
+    serve = [sys.executable, "-m", "uvicorn", "_minimal_app:app", "--app-dir", str(Path(__file__).parent)]
+    app = Service(
+        url,
+        workers=workers,
+        port=free_port(),
+        log=log,
+        command=[*serve, "--no-access-log"],
+        ready_path="/openapi.json",
+        env={"BENCH_MINIMAL_URL": url},
+    )
+    app.start()
+    try:
+        return run_load(replace(load, port=app.port), app, server, None)
+    finally:
+        app.stop()
+
+
+def baseline(url: str, *, clients: int, transactions: int, pairs: int) -> dict[str, float]:
+    """Raw PostgreSQL: `clients` threads, each on its own connection, one transfer per transaction
+    (debit a cash account, credit a prepaid one, in id order; a journal row and its two postings)."""
+    dsn = _dsn(url)
     latencies: list[float] = []
     left = iter(range(transactions))
     failures: list[BaseException] = []
