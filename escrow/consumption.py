@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from escrow.audit import SYSTEM, note
@@ -102,10 +102,44 @@ def release_blocked(session: Session, contract: Contract) -> bool:
     return open_refund is not None or _hours(session, contract, released=None, statuses=("disputed",)) > 0
 
 
+def _release_state(session: Session, contract: Contract) -> tuple[bool, int, int, int, UUID]:
+    """In one statement: whether release is held back, paid fen, released hours, released fen, releasable."""
+    institution_id, contract_id = contract.institution_id, contract.id
+    classes = (ClassRecord.institution_id == institution_id, ClassRecord.contract_id == contract_id)
+    open_refund = (
+        select(RefundRequest.id)
+        .where(
+            RefundRequest.institution_id == institution_id,
+            RefundRequest.contract_id == contract_id,
+            RefundRequest.status == "open",
+        )
+        .exists()
+    )
+    disputed = select(ClassRecord.id).where(*classes, ClassRecord.status == "disputed", ClassRecord.hours > 0).exists()
+    paid = (
+        select(func.coalesce(func.sum(Collection.amount_fen), 0))
+        .where(Collection.institution_id == institution_id, Collection.contract_id == contract_id)
+        .scalar_subquery()
+    )
+    done = select(
+        func.coalesce(
+            func.sum(ClassRecord.hours).filter(ClassRecord.status == "confirmed", ClassRecord.amount_fen.is_not(None)),
+            0,
+        ),
+        func.coalesce(func.sum(ClassRecord.amount_fen), 0),
+    ).where(*classes)
+    hours_done, released = done.subquery().c
+    releasable = (
+        select(Account.id)
+        .where(Account.institution_id == institution_id, Account.code == "releasable")
+        .scalar_subquery()
+    )
+    row = session.execute(select(or_(open_refund, disputed), paid, hours_done, released, releasable)).one()
+    return bool(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4]
+
+
 def release_ready(session: Session, contract: Contract, now: datetime) -> int:
     """Release every confirmed, unreleased class of the contract unless release is held back; fen released."""
-    if release_blocked(session, contract):
-        return 0
     waiting = session.scalars(
         select(ClassRecord)
         .where(
@@ -118,14 +152,14 @@ def release_ready(session: Session, contract: Contract, now: datetime) -> int:
     ).all()
     if not waiting:
         return 0
-    paid, total = paid_fen(session, contract), total_hours(contract)
-    hours_done = _hours(session, contract, released=True, statuses=("confirmed",))
-    released_before = released_fen(session, contract)  # what actually moved, whatever was paid then
-    releasable = account_id(session, contract.institution_id, "releasable")
+    blocked, paid, hours_done, released_before, releasable = _release_state(session, contract)
+    if blocked:  # an open refund request or an open dispute holds back release for the whole contract
+        return 0
+    total = total_hours(contract)
     moved = 0
     for record in waiting:
         hours_done += record.hours
-        amount = share(paid, hours_done, total) - released_before
+        amount = share(paid, hours_done, total) - released_before  # released_before: what actually moved
         released_before += amount
         record.amount_fen = amount
         if amount > 0:
