@@ -34,20 +34,39 @@ WHERE s.reconciled_at IS NULL OR s.statement_date >= :recent OR s.unmatched_ledg
                               AND m.line_id = l.id))
 """
 
+# The transactions of each due statement's day, and those effective since it ended, read from
+# journal_transaction_by_effective_at: a LATERAL subquery (that OFFSET 0 keeps from being merged into the
+# join) per statement, because PostgreSQL cannot estimate a range join and would scan every transaction.
+# Kept as tables and analyzed, so that what joins them knows how few they are.
+_DAY = """
+CREATE TEMP TABLE recon_day ON COMMIT DROP AS
+SELECT d.institution_id, d.id AS statement_id, t.id, t.metadata ->> 'bank_reference' AS reference, t.effective_at
+FROM recon_due d CROSS JOIN LATERAL (
+    SELECT t.id, t.metadata, t.effective_at FROM journal_transaction t
+    WHERE t.institution_id = d.institution_id AND t.effective_at >= d.day_start AND t.effective_at < d.day_end
+    OFFSET 0) t
+"""
+
+_SINCE_DAY = """
+CREATE TEMP TABLE recon_after ON COMMIT DROP AS
+SELECT d.institution_id, d.id AS statement_id, t.id
+FROM recon_due d CROSS JOIN LATERAL (
+    SELECT t.id FROM journal_transaction t
+    WHERE t.institution_id = d.institution_id AND t.effective_at >= d.day_end OFFSET 0) t
+"""
+
 # the day's cash movements not matched yet, with the bank reference the ledger knows them by
 _MOVES = """
 CREATE TEMP TABLE recon_move ON COMMIT DROP AS
-SELECT d.institution_id, d.id AS statement_id, t.id AS transaction_id, sum(p.amount)::bigint AS amount_fen,
-       coalesce(t.metadata ->> 'bank_reference', po.bank_reference, '') AS reference, t.effective_at
-FROM recon_due d
-JOIN account a ON a.institution_id = d.institution_id AND a.code = 'custody_cash'
-JOIN journal_transaction t ON t.institution_id = d.institution_id
-     AND t.effective_at >= d.day_start AND t.effective_at < d.day_end
+SELECT t.institution_id, t.statement_id, t.id AS transaction_id, sum(p.amount)::bigint AS amount_fen,
+       coalesce(t.reference, po.bank_reference, '') AS reference, t.effective_at
+FROM recon_day t
+JOIN account a ON a.institution_id = t.institution_id AND a.code = 'custody_cash'
 JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.id AND p.account_id = a.id
 LEFT JOIN payout po ON po.institution_id = t.institution_id AND po.settle_transaction_id = t.id
 WHERE NOT EXISTS (SELECT 1 FROM statement_match m WHERE m.institution_id = t.institution_id
                   AND m.transaction_id = t.id)
-GROUP BY d.institution_id, d.id, t.institution_id, t.id, po.bank_reference
+GROUP BY t.institution_id, t.statement_id, t.id, t.reference, t.effective_at, po.bank_reference
 HAVING sum(p.amount) <> 0
 """
 
@@ -89,26 +108,52 @@ WHERE m.institution_id = r.institution_id AND m.transaction_id = r.transaction_i
 DELETE FROM recon_line r USING statement_match m WHERE m.institution_id = r.institution_id AND m.line_id = r.id
 """
 
-# what the ledger says at the end of each due day: custody cash, and what families are owed
+# What the ledger says at the end of each due day: custody cash, and what families are owed (prepaid and
+# refund_payable), summed from the postings of transactions effective before the day ends. Computed as
+# all the postings of those accounts (read per account from posting_by_account, which holds their amounts:
+# neither the table nor the transactions are visited) less the postings of transactions effective since
+# the day ended (the last days only). Every posting has its transaction: a foreign key.
+_BOOKS = """
+CREATE TEMP TABLE recon_books ON COMMIT DROP AS
+SELECT a.institution_id,
+       coalesce(sum(s.total) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
+       coalesce(sum(s.total) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
+FROM (SELECT DISTINCT institution_id FROM recon_due) d
+JOIN account a ON a.institution_id = d.institution_id
+CROSS JOIN LATERAL (SELECT sum(p.amount) AS total FROM posting p
+                    WHERE p.institution_id = a.institution_id AND p.account_id = a.id) s
+WHERE a.code = 'custody_cash' OR a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'
+GROUP BY a.institution_id
+"""
+
+_SINCE = """
+CREATE TEMP TABLE recon_since ON COMMIT DROP AS
+SELECT t.institution_id, t.statement_id AS id,
+       coalesce(sum(p.amount) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
+       coalesce(sum(p.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
+FROM recon_after t
+JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.id
+JOIN account a ON a.institution_id = p.institution_id AND a.id = p.account_id
+GROUP BY t.institution_id, t.statement_id
+"""
+
 _STORE = """
 UPDATE bank_statement s
 SET reconciled_at = :now,
-    ledger_closing_fen = b.custody, family_owed_fen = b.family_owed,
+    ledger_closing_fen = (coalesce(b.custody, 0) - coalesce(l.custody, 0))::bigint,
+    family_owed_fen = -(coalesce(b.family, 0) - coalesce(l.family, 0))::bigint,
     unmatched_ledger = coalesce(
         (SELECT jsonb_agg(jsonb_build_object('transaction_id', r.transaction_id, 'amount_fen', r.amount_fen,
                                              'reference', r.reference) ORDER BY r.effective_at, r.transaction_id)
          FROM recon_move r WHERE r.institution_id = s.institution_id AND r.statement_id = s.id), '[]')
-FROM recon_due d CROSS JOIN LATERAL (
-    SELECT coalesce(sum(p.amount) FILTER (WHERE a.code = 'custody_cash'), 0)::bigint AS custody,
-           -coalesce(sum(p.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0)::bigint
-               AS family_owed
-    FROM posting p
-    JOIN journal_transaction t ON t.institution_id = p.institution_id AND t.id = p.transaction_id
-    JOIN account a ON a.institution_id = p.institution_id AND a.id = p.account_id
-    WHERE p.institution_id = d.institution_id AND t.effective_at < d.day_end
-) b
+FROM recon_due d
+LEFT JOIN recon_books b ON b.institution_id = d.institution_id
+LEFT JOIN recon_since l ON l.institution_id = d.institution_id AND l.id = d.id
 WHERE s.institution_id = d.institution_id AND s.id = d.id
 """
+
+
+_TABLES = "recon_due, recon_day, recon_after, recon_move, recon_line, recon_books, recon_since"
 
 
 def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
@@ -118,16 +163,22 @@ def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
         "now": now,
         "recent": now.astimezone(BUSINESS_TZ).date() - timedelta(days=RECHECK_DAYS),
     }
-    session.execute(text("DROP TABLE IF EXISTS recon_due, recon_move, recon_line"))
+    session.execute(text(f"DROP TABLE IF EXISTS {_TABLES}"))
     session.execute(text(_DUE), params)
+    session.execute(text("ANALYZE recon_due"))  # a temporary table has no statistics until asked
+    session.execute(text(_DAY))
+    session.execute(text(_SINCE_DAY))
+    session.execute(text("ANALYZE recon_day, recon_after"))
     session.execute(text(_MOVES), params)
     session.execute(text(_LINES))
     one = session.execute(text(_ONE_TO_ONE), params).rowcount  # type: ignore[attr-defined]
     session.execute(text(_FORGET_MATCHED))
     many = session.execute(text(_MANY_TO_ONE), params).rowcount  # type: ignore[attr-defined]
     session.execute(text(_FORGET_MATCHED))
+    session.execute(text(_BOOKS))
+    session.execute(text(_SINCE))
     statements = session.execute(text(_STORE), params).rowcount  # type: ignore[attr-defined]
-    session.execute(text("DROP TABLE recon_due, recon_move, recon_line"))
+    session.execute(text(f"DROP TABLE {_TABLES}"))
     return {"statements": statements, "matched_one_to_one": one, "matched_many_to_one": many}
 
 
