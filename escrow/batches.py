@@ -126,6 +126,12 @@ _WRITE = text(
 )
 
 
+def _array(values: Sequence[object]) -> str:
+    """A PostgreSQL array literal: one constant for the server to read, where a bound list is one per element."""
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
 def import_collections(
     session: Session, *, caller: Caller, institution_id: UUID, items: Sequence[BatchItem], now: datetime
 ) -> list[Imported]:
@@ -207,11 +213,13 @@ def _claim(
     """Claim every key in one statement; the items whose key was claimed before are replays (index: record).
     A key first used for a different request refuses the batch."""
     keys = [item.idempotency_key for item in items]
-    bound = {"inst": institution_id, "caller": principal, "keys": keys}
-    claimed = set(session.scalars(_CLAIM, bound | {"hashes": hashes}))
+    bound = {"inst": institution_id, "caller": principal, "keys": _array(keys)}
+    claimed = set(session.scalars(_CLAIM, bound | {"hashes": _array(hashes)}))
     if len(claimed) == len(keys):
         return {}
-    earlier = {r.key: r for r in session.execute(_EARLIER, bound | {"keys": [k for k in keys if k not in claimed]})}
+    earlier = {
+        r.key: r for r in session.execute(_EARLIER, bound | {"keys": _array([k for k in keys if k not in claimed])})
+    }
     replays, conflicts = {}, []
     for n, key in enumerate(keys):
         if key in claimed:
@@ -235,7 +243,7 @@ def _write(
     """Lock, check every new item (refusing the batch with all problems), then write them together."""
     inst = {"inst": institution_id}
     contract_ids = sorted({items[n].contract_id for n in fresh})
-    locked = session.execute(_CONTRACTS, inst | {"ids": [str(c) for c in contract_ids], "cash": CUSTODY_CASH}).all()
+    locked = session.execute(_CONTRACTS, inst | {"ids": _array(contract_ids), "cash": CUSTODY_CASH}).all()
     contracts = {c.id: c for c in locked}
     if not contracts:  # every item names an unknown contract
         _refuse(_check(session, items, fresh, contracts, defaultdict(int), {}))
@@ -245,7 +253,7 @@ def _write(
     accounts = lock_accounts(session, institution_id, [cash, *(c.prepaid_account_id for c in contracts.values())])
     collected: dict[UUID, int] = defaultdict(int)
     duplicates: dict[str, UUID] = {}
-    standing = {"ids": [str(c) for c in contracts], "refs": [items[n].bank_reference for n in fresh]}
+    standing = {"ids": _array(list(contracts)), "refs": _array([items[n].bank_reference for n in fresh])}
     for row in session.execute(_STANDING, inst | standing):
         if row.duplicate is None:
             collected[UUID(row.k)] = int(row.collected)
@@ -349,7 +357,8 @@ def _insert(
         columns["refs"].append(item.bank_reference)
         columns["keys"].append(item.idempotency_key)
         columns["outcomes"].append(json.dumps({"collection_id": str(row.collection_id)}))
-    session.execute(_WRITE, {"inst": institution_id, "caller": caller.principal, **columns})
+    arrays = {name: _array(values) for name, values in columns.items()}
+    session.execute(_WRITE, {"inst": institution_id, "caller": caller.principal, **arrays})
     for row in done.values():
         note(
             session,
@@ -378,9 +387,7 @@ def _replayed(
     wanted = {n: UUID(record.result["collection_id"]) for n, record in replays.items()}
     rows = {
         r.id: r
-        for r in session.execute(
-            _REPLAYED, {"inst": institution_id, "ids": [str(c) for c in sorted(set(wanted.values()))]}
-        )
+        for r in session.execute(_REPLAYED, {"inst": institution_id, "ids": _array(sorted(set(wanted.values())))})
     }
     return {
         n: Imported(

@@ -351,3 +351,16 @@ def test_escrow_import_reads_a_csv_in_batches_and_again_changes_nothing(
     refused = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert refused.returncode == 2 and "item 0: bank reference CSV-0 was already collected" in refused.stderr
     assert state(db, books) == before
+
+
+def test_keys_with_quotes_braces_and_backslashes_are_kept_exactly(db: sessionmaker[Session], books: Books) -> None:
+    keys = ['q"uote', "back\\slash", "{brace,comma}", "NULL"]
+    first = run(db, books, [item(books.contracts[0], n, key=k) for n, k in enumerate(keys)])
+    again = run(db, books, [item(books.contracts[0], n, key=k) for n, k in enumerate(keys)])
+    assert [d.replayed for d in again] == [True] * 4
+    assert [d.collection_id for d in again] == [d.collection_id for d in first]
+    with db.begin() as s:
+        stored = s.scalars(
+            text("SELECT key FROM idempotency_record WHERE institution_id = :i ORDER BY key"), {"i": books.institution}
+        ).all()
+    assert sorted(stored) == sorted(keys)
