@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -82,6 +83,19 @@ def install(app: FastAPI) -> None:
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        response = problem(
+            503,
+            "database_unavailable",
+            "Service unavailable",
+            "the database could not complete the request (unreachable, restarting, or a conflict with a"
+            " concurrent request); retry shortly with the same Idempotency-Key: it is never applied twice",
+        )
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(Exception)

@@ -90,3 +90,13 @@ def test_not_ready_while_migrations_are_pending(database_url: str) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{empty}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_an_unreachable_database_is_a_503_to_retry_not_a_500() -> None:
+    """A request that needs the database while it is down (a port nothing listens on) is told to retry."""
+    engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:9/escrow", pool_pre_ping=True)
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        response = client.get("/institutions", headers={"Authorization": "Bearer esc_whatever"})
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["code"] == "database_unavailable"
