@@ -15,21 +15,25 @@ LEDGER_RULES = ("ledger_unbalanced", "ledger_balance_drift", "ledger_negative_ba
 
 
 # Nearly every transaction is two postings in one currency that cancel out. One pass over the postings in
-# the order of posting_by_transaction (which holds their currency and amount) keeps only the others:
-# no postings, a currency with other than two, or two that do not cancel. Only those are summed exactly.
+# the order of posting_by_transaction (which holds their currency and amount), merged with the
+# transactions, keeps only the others: no postings, a currency with other than two, or two that do not
+# cancel. Only those are summed exactly. (Made distinct only afterwards: asked for distinct rows at once,
+# PostgreSQL merges the other way round and buffers millions of groups to do it.)
 _UNBALANCED = """
 WITH suspect AS MATERIALIZED (
-    SELECT DISTINCT t.institution_id, t.id FROM journal_transaction t
+    SELECT t.institution_id, t.id FROM journal_transaction t
     LEFT JOIN (SELECT institution_id, transaction_id, count(*) AS n, min(amount) AS low, max(amount) AS high
                FROM posting GROUP BY institution_id, transaction_id, currency) c
       ON c.institution_id = t.institution_id AND c.transaction_id = t.id
     WHERE c.n IS NULL OR c.n <> 2 OR CASE WHEN c.high > 0 THEN c.low <> -c.high ELSE true END  -- -high never overflows
+), flagged AS (
+    SELECT DISTINCT institution_id, id FROM suspect
 ), sums AS (
     SELECT p.institution_id, p.transaction_id, sum(p.amount) AS total, count(*) AS n
-    FROM suspect s JOIN posting p ON p.institution_id = s.institution_id AND p.transaction_id = s.id
+    FROM flagged f JOIN posting p ON p.institution_id = f.institution_id AND p.transaction_id = f.id
     GROUP BY p.institution_id, p.transaction_id, p.currency
 )
-SELECT t.institution_id, t.id, coalesce(s.legs, 0), coalesce(s.worst, 0) FROM suspect t
+SELECT t.institution_id, t.id, coalesce(s.legs, 0), coalesce(s.worst, 0) FROM flagged t
 LEFT JOIN (SELECT institution_id, transaction_id, sum(n) AS legs, max(abs(total)) AS worst FROM sums
            GROUP BY institution_id, transaction_id) s ON s.institution_id = t.institution_id AND s.transaction_id = t.id
 WHERE coalesce(s.legs, 0) < 2 OR s.worst > 0

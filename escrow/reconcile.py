@@ -34,10 +34,11 @@ WHERE s.reconciled_at IS NULL OR s.statement_date >= :recent OR s.unmatched_ledg
                               AND m.line_id = l.id))
 """
 
-# The transactions of each due statement's day, and those effective since it ended, read from
-# journal_transaction_by_effective_at: a LATERAL subquery (that OFFSET 0 keeps from being merged into the
-# join) per statement, because PostgreSQL cannot estimate a range join and would scan every transaction.
-# Kept as tables and analyzed, so that what joins them knows how few they are.
+# The transactions of each due statement's day, and those effective since the earliest due day of each
+# institution ended, read from journal_transaction_by_effective_at: a LATERAL subquery (that OFFSET 0
+# keeps from being merged into the join) per statement or institution, because PostgreSQL cannot
+# estimate a range join and would scan every transaction. Kept as tables and analyzed, so that what
+# joins them knows how many they are.
 _DAY = """
 CREATE TEMP TABLE recon_day ON COMMIT DROP AS
 SELECT d.institution_id, d.id AS statement_id, t.id, t.metadata ->> 'bank_reference' AS reference, t.effective_at
@@ -47,11 +48,11 @@ FROM recon_due d CROSS JOIN LATERAL (
     OFFSET 0) t
 """
 
-_SINCE_DAY = """
+_AFTER = """
 CREATE TEMP TABLE recon_after ON COMMIT DROP AS
-SELECT d.institution_id, d.id AS statement_id, t.id
-FROM recon_due d CROSS JOIN LATERAL (
-    SELECT t.id FROM journal_transaction t
+SELECT d.institution_id, t.id, t.effective_at
+FROM (SELECT institution_id, min(day_end) AS day_end FROM recon_due GROUP BY institution_id) d CROSS JOIN LATERAL (
+    SELECT t.id, t.effective_at FROM journal_transaction t
     WHERE t.institution_id = d.institution_id AND t.effective_at >= d.day_end OFFSET 0) t
 """
 
@@ -109,10 +110,12 @@ DELETE FROM recon_line r USING statement_match m WHERE m.institution_id = r.inst
 """
 
 # What the ledger says at the end of each due day: custody cash, and what families are owed (prepaid and
-# refund_payable), summed from the postings of transactions effective before the day ends. Computed as
-# all the postings of those accounts (read per account from posting_by_account, which holds their amounts:
-# neither the table nor the transactions are visited) less the postings of transactions effective since
-# the day ended (the last days only). Every posting has its transaction: a foreign key.
+# refund_payable), summed from the postings of transactions effective before the day ends. Computed as all
+# the postings of those accounts (read per account from posting_by_account, which holds their amounts:
+# neither the table nor journal_transaction is visited) less those of the transactions effective since
+# (recon_after, the last days only). Every posting has its transaction: a foreign key. Each step is a
+# table of its own, analyzed: PostgreSQL takes postings joined to their accounts for a handful of rows
+# and, told no better, would hash or sort millions.
 _BOOKS = """
 CREATE TEMP TABLE recon_books ON COMMIT DROP AS
 SELECT a.institution_id,
@@ -126,15 +129,19 @@ WHERE a.code = 'custody_cash' OR a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_
 GROUP BY a.institution_id
 """
 
-_SINCE = """
-CREATE TEMP TABLE recon_since ON COMMIT DROP AS
-SELECT t.institution_id, t.statement_id AS id,
-       coalesce(sum(p.amount) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
-       coalesce(sum(p.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
-FROM recon_after t
-JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.id
-JOIN account a ON a.institution_id = p.institution_id AND a.id = p.account_id
-GROUP BY t.institution_id, t.statement_id
+_AFTER_LEGS = """
+CREATE TEMP TABLE recon_after_leg ON COMMIT DROP AS
+SELECT t.institution_id, t.effective_at, p.account_id, p.amount
+FROM recon_after t JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.id
+"""
+
+_AFTER_SUMS = """
+CREATE TEMP TABLE recon_after_sum ON COMMIT DROP AS
+SELECT l.institution_id, l.effective_at,
+       coalesce(sum(l.amount) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
+       coalesce(sum(l.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
+FROM recon_after_leg l JOIN account a ON a.institution_id = l.institution_id AND a.id = l.account_id
+GROUP BY l.institution_id, l.effective_at
 """
 
 _STORE = """
@@ -148,12 +155,14 @@ SET reconciled_at = :now,
          FROM recon_move r WHERE r.institution_id = s.institution_id AND r.statement_id = s.id), '[]')
 FROM recon_due d
 LEFT JOIN recon_books b ON b.institution_id = d.institution_id
-LEFT JOIN recon_since l ON l.institution_id = d.institution_id AND l.id = d.id
+LEFT JOIN (SELECT d.id, sum(m.custody) AS custody, sum(m.family) AS family FROM recon_due d
+           JOIN recon_after_sum m ON m.institution_id = d.institution_id AND m.effective_at >= d.day_end
+           GROUP BY d.id) l ON l.id = d.id
 WHERE s.institution_id = d.institution_id AND s.id = d.id
 """
 
 
-_TABLES = "recon_due, recon_day, recon_after, recon_move, recon_line, recon_books, recon_since"
+_TABLES = "recon_due, recon_day, recon_after, recon_move, recon_line, recon_books, recon_after_leg, recon_after_sum"
 
 
 def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
@@ -167,7 +176,7 @@ def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
     session.execute(text(_DUE), params)
     session.execute(text("ANALYZE recon_due"))  # a temporary table has no statistics until asked
     session.execute(text(_DAY))
-    session.execute(text(_SINCE_DAY))
+    session.execute(text(_AFTER))
     session.execute(text("ANALYZE recon_day, recon_after"))
     session.execute(text(_MOVES), params)
     session.execute(text(_LINES))
@@ -176,7 +185,10 @@ def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
     many = session.execute(text(_MANY_TO_ONE), params).rowcount  # type: ignore[attr-defined]
     session.execute(text(_FORGET_MATCHED))
     session.execute(text(_BOOKS))
-    session.execute(text(_SINCE))
+    session.execute(text(_AFTER_LEGS))
+    session.execute(text("ANALYZE recon_after_leg"))
+    session.execute(text(_AFTER_SUMS))
+    session.execute(text("ANALYZE recon_after_sum"))
     statements = session.execute(text(_STORE), params).rowcount  # type: ignore[attr-defined]
     session.execute(text(f"DROP TABLE {_TABLES}"))
     return {"statements": statements, "matched_one_to_one": one, "matched_many_to_one": many}

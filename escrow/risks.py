@@ -63,17 +63,19 @@ def refund_surge(session: Session, now: datetime, policy: Callable[[UUID], Polic
     findings = []
     ids, days = _thresholds(session, policy, "refund_surge_days")
     for inst, window, recent, before, refunded, held in session.execute(
-        text(
-            "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:days AS int[])) AS w(institution_id, days))"
+        text(  # what each institution holds for families, summed once for all of them
+            "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:days AS int[])) AS w(institution_id, days)),"
+            " held AS (SELECT institution_id, sum(balance) AS fen FROM account WHERE code LIKE 'prepaid:%'"
+            "  GROUP BY institution_id)"
             " SELECT r.institution_id, w.days,"
             " count(*) FILTER (WHERE requested_at > :now - make_interval(days => w.days) AND requested_at <= :now),"
             " count(*) FILTER (WHERE requested_at > :now - make_interval(days => 5 * w.days)"
             "  AND requested_at <= :now - make_interval(days => w.days)),"
             " coalesce(sum(amount_fen) FILTER (WHERE status IN ('approved', 'deemed_approved')"
             "  AND decided_at > :now - make_interval(days => w.days) AND decided_at <= :now), 0)::bigint,"
-            " (SELECT coalesce(sum(balance), 0) FROM account a WHERE a.institution_id = r.institution_id"
-            "  AND a.code LIKE 'prepaid:%')::bigint"
-            " FROM refund_request r JOIN w USING (institution_id) GROUP BY r.institution_id, w.days"
+            " coalesce(h.fen, 0)::bigint"
+            " FROM refund_request r JOIN w USING (institution_id) LEFT JOIN held h USING (institution_id)"
+            " GROUP BY r.institution_id, w.days, h.fen"
         ),
         {"ids": ids, "days": days, "now": now},
     ):
