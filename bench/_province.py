@@ -6,7 +6,8 @@ contracts and their prepaid accounts, collections, classes (confirmed by the par
 one in five only deemed confirmed 15 working days later), weekly payouts executed by the bank, and
 refunds of what a family had not used. Business time spans the 89 days up to the statement day;
 journal transactions are written a day at a time, in effective-time order across institutions, as a
-live system would have written them.
+live system would have written them (and its indexes grown row by row: built in bulk at the end they
+would come out a third smaller than a live system's, and the checks that read them faster).
 
 Fast mode loads with `session_replication_role = replica` (triggers and foreign keys off) and writes
 exactly what they would allow: every transaction two postings that sum to zero, every account's
@@ -373,21 +374,10 @@ WHERE a.balance IS DISTINCT FROM coalesce(b.total, 0) * CASE a.normal_side WHEN 
 """
 
 
-# indexes that back no constraint: a bulk load builds them once at the end instead of row by row
-_SECONDARY_INDEXES = """
-SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-WHERE i.indrelid IN ('posting'::regclass, 'journal_transaction'::regclass, 'class_record'::regclass)
-AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1
-"""
-
-
 def _write(conn: Connection, params: dict[str, Any], *, checked: bool, started: float) -> None:
     role = "origin" if checked else "replica"  # replica: triggers and foreign keys off for the bulk load
     params = {**params, "checked": checked, "jurisdiction": JURISDICTION}
     conn.execute(text(_BALANCES))
-    indexes = [] if checked else conn.execute(text(_SECONDARY_INDEXES)).all()
-    for name, _ in indexes:
-        conn.exec_driver_sql(f'DROP INDEX "{name}"')
     conn.exec_driver_sql(f"SET LOCAL session_replication_role = {role}")
     for statement in _REFERENCE_ROWS.split(";\n"):
         conn.execute(text(statement), params)
@@ -417,12 +407,6 @@ def _write(conn: Connection, params: dict[str, Any], *, checked: bool, started: 
         assert drift == 0, f"{drift} accounts differ between the triggers' balances and the plan"
     conn.exec_driver_sql("DROP TABLE gen_balance")
     log(f"  wrote payouts, classes, collections and refund requests ({time.monotonic() - started:.0f} s)")
-    if indexes:
-        conn.exec_driver_sql("SET maintenance_work_mem = '512MB'")
-        for _, definition in indexes:
-            conn.exec_driver_sql(definition)
-        conn.commit()
-        log(f"  built {', '.join(name for name, _ in indexes)} ({time.monotonic() - started:.0f} s)")
 
 
 def _day_start(day: date) -> datetime:

@@ -13,7 +13,8 @@ sum(amount) FROM posting GROUP BY institution_id` and the recorded jobs reconcil
 evaluate_risks (and seal_audit, whose trail holds the registrations and statement imports). Each runs
 once cold (the jobs match the statements and raise the alerts), then --repeat times more in rounds
 (default 3); a warm figure is the median of those, all reported; the ratio is the warm jobs' total over
-the warm baseline. The open alerts must be exactly the planted faults. --keep leaves the database (and
+the warm baseline (PostgreSQL runs it with parallel workers; the same aggregate without them is reported
+too, as baseline_serial_s). The open alerts must be exactly the planted faults. --keep leaves the database (and
 the embedded server's folder) behind; --checked loads with every trigger and foreign key on, to prove at
 a small size that the fast load writes only what they allow. Prints one JSON object as its last line.
 """
@@ -103,8 +104,12 @@ def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str
     with engine.connect() as conn:
         postings = conn.execute(text("SELECT count(*) FROM posting")).scalar_one()
         version = conn.execute(text("SHOW server_version")).scalar_one()
-    names = ("baseline", *JOBS, "seal_audit")
-    tasks = {n: partial(_baseline, engine) if n == "baseline" else partial(_job, engine, n, now) for n in names}
+    names = ("baseline", "baseline_serial", *JOBS, "seal_audit")
+    tasks: dict[str, Callable[[], object]] = {
+        "baseline": partial(_baseline, engine, serial=False),
+        "baseline_serial": partial(_baseline, engine, serial=True),
+        **{n: partial(_job, engine, n, now) for n in (*JOBS, "seal_audit")},
+    }
     cold: dict[str, float] = {}
     samples: dict[str, list[float]] = {n: [] for n in names}
     found: dict[str, dict[str, Any]] = {"cold": {}, "warm": {}}
@@ -135,6 +140,8 @@ def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str
         **{f"{j}_s": warm[j] for j in JOBS},
         "day_s": round(day_s, 3),
         "ratio": round(day_s / warm["baseline"], 2),
+        "baseline_serial_s": warm["baseline_serial"],
+        "ratio_to_serial_baseline": round(day_s / warm["baseline_serial"], 2),
         "seal_audit_s": warm["seal_audit"],
         "cold_s": cold,
         "warm_samples_s": samples,
@@ -155,8 +162,11 @@ def _vacuum(engine: Engine) -> None:
         conn.exec_driver_sql("VACUUM (ANALYZE)")
 
 
-def _baseline(engine: Engine) -> int:
+def _baseline(engine: Engine, *, serial: bool) -> int:
+    """The bare aggregate; serial: without parallel workers, as the jobs' index-order plans run."""
     with engine.connect() as conn:
+        if serial:
+            conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         return len(conn.execute(text(BASELINE)).all())
 
 
