@@ -82,6 +82,7 @@ def generate(engine: Engine, *, postings: int, institutions: int, now: datetime,
         contracts, transactions, written = conn.execute(text(counts)).one()
         conn.exec_driver_sql("DROP TABLE gen_inst, gen_workday, gen_contract, gen_class, gen_payout, gen_txn")
         conn.commit()
+        conn.invalidate()  # its settings (work_mem above all) must not reach the timed jobs through the pool
     return Province(ids, contracts, transactions, written, day)
 
 

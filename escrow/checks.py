@@ -17,13 +17,17 @@ LEDGER_RULES = ("ledger_unbalanced", "ledger_balance_drift", "ledger_negative_ba
 # Nearly every transaction is two postings in one currency that cancel out. One pass over the postings in
 # the order of posting_by_transaction (which holds their currency and amount), merged with the
 # transactions, keeps only the others: no postings, a currency with other than two, or two that do not
-# cancel. Only those are summed exactly. (Made distinct only afterwards: asked for distinct rows at once,
-# PostgreSQL merges the other way round and buffers millions of groups to do it.)
+# cancel. Only those are summed exactly. The postings are asked for in that order (ORDER BY in a
+# subquery) because, given a large work_mem, PostgreSQL would rather hash millions of groups, several
+# times slower; and made distinct only afterwards, because asked for distinct rows at once it merges the
+# other way round and buffers millions of groups to do it.
 _UNBALANCED = """
 WITH suspect AS MATERIALIZED (
     SELECT t.institution_id, t.id FROM journal_transaction t
     LEFT JOIN (SELECT institution_id, transaction_id, count(*) AS n, min(amount) AS low, max(amount) AS high
-               FROM posting GROUP BY institution_id, transaction_id, currency) c
+               FROM (SELECT institution_id, transaction_id, currency, amount FROM posting
+                     ORDER BY institution_id, transaction_id, currency) p
+               GROUP BY institution_id, transaction_id, currency) c
       ON c.institution_id = t.institution_id AND c.transaction_id = t.id
     WHERE c.n IS NULL OR c.n <> 2 OR CASE WHEN c.high > 0 THEN c.low <> -c.high ELSE true END  -- -high never overflows
 ), flagged AS (
@@ -54,10 +58,11 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
             {"postings": legs, "off_by_fen": worst},
         )
     for inst, account, code, cached, summed in session.execute(
-        text(
+        text(  # summed in the order of posting_by_account, which holds the amounts; hashed, several times slower
             "SELECT a.institution_id, a.id, a.code, a.balance,"
             " coalesce(s.total, 0) * CASE a.normal_side WHEN 'debit' THEN 1 ELSE -1 END FROM account a"
-            " LEFT JOIN (SELECT institution_id, account_id, sum(amount) AS total FROM posting"
+            " LEFT JOIN (SELECT institution_id, account_id, sum(amount) AS total FROM (SELECT institution_id,"
+            "  account_id, amount FROM posting ORDER BY institution_id, account_id) p"
             "  GROUP BY institution_id, account_id) s ON s.institution_id = a.institution_id AND s.account_id = a.id"
             " WHERE a.balance <> coalesce(s.total, 0) * CASE a.normal_side WHEN 'debit' THEN 1 ELSE -1 END"
         )
