@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -22,6 +22,7 @@ def local_day_start(day: date) -> datetime:
     return datetime.combine(day, time(), BUSINESS_TZ)
 
 
+@lru_cache(maxsize=4096)  # asked for every class recorded and every deadline; a day's answer never changes
 def is_working_day(day: date) -> bool:
     try:
         return bool(chinese_calendar.is_workday(day))
@@ -35,6 +36,7 @@ def _warn_uncovered(year: int) -> None:
     log.warning("no official holiday data for %s yet: counting Monday to Friday as working days", year)
 
 
+@lru_cache(maxsize=4096)
 def add_working_days(start: date, days: int) -> date:
     """The working day that is `days` working days after `start` (start itself not counted)."""
     if days < 0:

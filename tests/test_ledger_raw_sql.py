@@ -143,6 +143,22 @@ def test_an_account_cannot_open_with_money_in_it(books: Books) -> None:
     )
 
 
+def test_a_posting_added_after_an_early_check_is_checked_again(books: Books) -> None:
+    """Checking the deferred constraints early passes a balanced transaction; a posting written after that
+    is checked again at commit."""
+    refused(
+        books,
+        "is unbalanced: its CNY postings sum to 5 fen",
+        NEW_TXN,
+        posting("cash", 100),
+        posting("prepaid", -100),
+        "SET CONSTRAINTS ALL IMMEDIATE",
+        "SET CONSTRAINTS ALL DEFERRED",
+        posting("cash", 5),
+        t=uuid4(),
+    )
+
+
 def test_postings_cannot_be_added_to_a_recorded_transaction(books: Books) -> None:
     refused(
         books,
