@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escrow import states
-from escrow.access import Caller, Role, require_role
+from escrow.access import Caller, Role, contract_scope, require_role
 from escrow.audit import SYSTEM, note
 from escrow.calendar import add_working_days
 from escrow.consumption import hours_used, refund_remaining, release_ready, total_hours
@@ -18,7 +18,6 @@ from escrow.contracts import visible_contract
 from escrow.errors import Conflict, InvalidRequest, NotFound
 from escrow.idempotency import IdempotencyKey, run_once
 from escrow.ids import new_id
-from escrow.institutions import own_institution, visible_institution
 from escrow.jurisdictions import policy_version
 from escrow.paging import Page, keyset
 from escrow.records import ClassRecord, Contract
@@ -35,7 +34,9 @@ def record_class(
     now: datetime,
 ) -> ClassRecord:
     """Record hours given on a date; they stop being refundable until confirmed or returned."""
-    own_institution(session, caller, institution_id)
+    require_role(caller, Role.INSTITUTION)
+    if caller.institution_id != institution_id:  # the contract's scope below holds this too; said plainly here
+        raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
     day = given_on or now.date()
     if contract.status != "active":
@@ -80,17 +81,19 @@ _PAST = {"confirm": "confirmed", "dispute": "disputed", "uphold": "upheld", "rej
 def _class_for_update(
     session: Session, caller: Caller, institution_id: UUID, class_id: UUID
 ) -> tuple[ClassRecord, Contract]:
-    """Lock the contract, then the class: the one order every flow on a contract takes."""
-    visible_institution(session, caller, institution_id)
-    contract_id = session.scalar(
-        select(ClassRecord.contract_id).where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id)
-    )
-    if contract_id is None:
+    """Lock the contract, then the class: the one order every flow on a contract takes. The contract's
+    scope is the caller's (a parent's own contracts, or the institutions the caller may see)."""
+    contract = session.scalars(
+        select(Contract)
+        .join(
+            ClassRecord,
+            (ClassRecord.institution_id == Contract.institution_id) & (ClassRecord.contract_id == Contract.id),
+        )
+        .where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id, contract_scope(caller))
+        .with_for_update(key_share=True, of=Contract)
+    ).one_or_none()
+    if contract is None:
         raise NotFound(f"class {class_id} does not exist or is outside your scope")
-    try:
-        contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
-    except NotFound:
-        raise NotFound(f"class {class_id} does not exist or is outside your scope") from None
     row = session.scalars(
         select(ClassRecord)
         .where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id)
