@@ -13,11 +13,10 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from sqlalchemy import TextClause, event, text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from escrow.access import Caller
@@ -75,32 +74,18 @@ def _plain(values: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 of the record's content and the hash before it, in one canonical form."""
+    return hashlib.sha256(_canonical(record).encode()).hexdigest()
+
+
+def _canonical(record: dict[str, Any]) -> str:
     content = {**record, "chain": str(record["chain"]), "occurred_at": record["occurred_at"].isoformat()}
     content.pop("hash", None)
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-_COLUMNS = ("position", "occurred_at", "actor", "role", "action", "object_type", "object_id", "before", "after")
-_HEAD = text("SELECT position, hash FROM audit_chain_head WHERE chain = :c FOR UPDATE")
-_START = text("INSERT INTO audit_chain_head (chain, position, hash) VALUES (:c, 0, :g) ON CONFLICT (chain) DO NOTHING")
-
-
-@lru_cache(maxsize=32)
-def _append(records: int) -> TextClause:
-    """One statement that appends `records` records to a chain and moves its head past them
-    (only placeholders are formatted in; the values are bound)."""
-    rows = ", ".join(
-        f"(:chain, :position_{n}, :occurred_at_{n}, :actor_{n}, :role_{n}, :action_{n}, :object_type_{n},"
-        f" :object_id_{n}, CAST(:before_{n} AS jsonb), CAST(:after_{n} AS jsonb), :prev_hash_{n}, :hash_{n})"
-        for n in range(records)
-    )
-    columns = (
-        "chain, position, occurred_at, actor, role, action, object_type, object_id, before, after, prev_hash, hash"
-    )
-    append = f"INSERT INTO audit_record ({columns}) VALUES {rows}"  # noqa: S608
-    move = "UPDATE audit_chain_head SET position = :head_position, hash = :head_hash WHERE chain = :chain"
-    return text(f"WITH appended AS ({append}) {move}")
+# audit_append (migration 0008) locks the chain's head, fills each record's position and previous hash into
+# its canonical form where the slots are, hashes it as record_hash does, writes the records, moves the head
+_APPEND = text("SELECT audit_append(:chain, CAST(:records AS jsonb))")
 
 
 @event.listens_for(Session, "before_commit")
@@ -112,24 +97,16 @@ def _write_notes(session: Session) -> None:
     for record in pending:
         by_chain[record["chain"]].append(record)
     for chain in sorted(by_chain):  # heads are locked in one order, like accounts
-        head = session.execute(_HEAD, {"c": chain}).first()
-        if head is None:  # the chain's first record: start it (a concurrent starter makes this wait, then no-op)
-            session.execute(_START, {"c": chain, "g": GENESIS})
-            head = session.execute(_HEAD, {"c": chain}).one()
-        position, last = head
-        values: dict[str, Any] = {"chain": chain}
-        for n, record in enumerate(by_chain[chain]):
-            position += 1
-            record.update(position=position, prev_hash=last)
-            last = record["hash"] = record_hash(record)
-            values |= {f"{column}_{n}": record[column] for column in _COLUMNS}
-            values |= {f"before_{n}": _json(record["before"]), f"after_{n}": _json(record["after"])}
-            values |= {f"prev_hash_{n}": record["prev_hash"], f"hash_{n}": record["hash"]}
-        session.execute(_append(len(by_chain[chain])), values | {"head_position": position, "head_hash": last})
-
-
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value)
+        records = []
+        for record in by_chain[chain]:
+            position_slot, prev_hash_slot = uuid4().hex, uuid4().hex  # tokens no content will hold
+            canonical = _canonical(record | {"position": position_slot, "prev_hash": prev_hash_slot})
+            records.append(
+                record
+                | {"chain": str(chain), "occurred_at": record["occurred_at"].isoformat(), "canonical": canonical}
+                | {"position_slot": position_slot, "prev_hash_slot": prev_hash_slot}
+            )
+        session.execute(_APPEND, {"chain": chain, "records": json.dumps(records, ensure_ascii=False)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,18 +10,18 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from escrow.access import Caller, Role, require_role
 from escrow.audit import note
 from escrow.contracts import visible_contract
 from escrow.errors import Conflict, InstitutionOnHold, NotFound, PolicyViolation
-from escrow.idempotency import IdempotencyKey, claim_key, record_outcome
+from escrow.idempotency import IdempotencyKey, claim_key
 from escrow.ids import new_id
 from escrow.institutions import CUSTODY_CASH, visible_institution
 from escrow.jurisdictions import policy_version
-from escrow.ledger.engine import record_entry
+from escrow.ledger.engine import AlsoWrite, outcome_write, record_entry
 from escrow.ledger.model import credit, debit
 from escrow.ledger.records import Account
 from escrow.paging import Page, keyset
@@ -83,18 +83,11 @@ _STANDING = select(
     .scalar_subquery()
     .label("cash"),
 )
+# Written with the journal transaction (see record_entry), at its effective time
 _INSERT = (
-    insert(_COLLECTION)
-    .values(
-        institution_id=bindparam("p_institution_id"),
-        id=bindparam("p_id"),
-        contract_id=bindparam("p_contract_id"),
-        amount_fen=bindparam("p_amount_fen"),
-        bank_reference=bindparam("p_bank_reference"),
-        collected_at=bindparam("p_collected_at"),
-        transaction_id=bindparam("p_transaction_id"),
-    )
-    .returning(_COLLECTION.c.created_at)
+    "INSERT INTO collection (institution_id, id, contract_id, amount_fen, bank_reference, collected_at,"
+    " transaction_id) VALUES (:institution_id, :p_collection_id, :p_contract_id, :p_amount_fen, :p_bank_reference,"
+    " :effective_at, :transaction_id)"
 )
 
 
@@ -134,6 +127,7 @@ def collect(
     if contract is None:
         raise NotFound(f"contract {contract_id} does not exist or is outside your scope")
     cash = _check_collection(session, contract, contract_id, ids, amount_fen, bank_reference)
+    collection_id = new_id()
     entry = record_entry(
         session,
         institution_id=institution_id,
@@ -141,22 +135,22 @@ def collect(
         legs=[debit(cash, amount_fen), credit(contract.prepaid_account_id, amount_fen)],
         effective_at=collected_at or now,
         metadata={"contract_id": str(contract_id), "bank_reference": bank_reference},
+        also=[
+            AlsoWrite(_INSERT, ids | {"p_collection_id": collection_id, "p_amount_fen": amount_fen}),
+            outcome_write(key, {"collection_id": str(collection_id)}),
+        ],
     )
     row = Collection(
         institution_id=institution_id,
-        id=new_id(),
+        id=collection_id,
         contract_id=contract_id,
         amount_fen=amount_fen,
         bank_reference=bank_reference,
         collected_at=entry.effective_at,
         transaction_id=entry.id,
+        created_at=entry.created_at,  # both the database transaction's now()
     )
-    row.created_at = session.execute(
-        _INSERT,
-        {**ids, "p_id": row.id, "p_amount_fen": amount_fen, "p_collected_at": row.collected_at}
-        | {"p_transaction_id": entry.id},
-    ).scalar_one()
-    make_transient_to_detached(row)  # written above in one statement; the session knows it as stored
+    make_transient_to_detached(row)  # written above with the journal transaction; the session knows it as stored
     session.add(row)
     note(
         session,
@@ -172,9 +166,6 @@ def collect(
             "bank_reference": bank_reference,
             "transaction_id": entry.id,
         },
-    )
-    record_outcome(
-        session, institution_id=institution_id, key=key, transaction_id=entry.id, result={"collection_id": str(row.id)}
     )
     return Collected(row, False)
 

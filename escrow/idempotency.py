@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from escrow.errors import IdempotencyConflict, InvalidRequest
@@ -38,15 +38,6 @@ _CLAIM = (
     .on_conflict_do_nothing()
     .returning(_RECORD.c.key)
 )
-_RECORD_OUTCOME = (
-    update(_RECORD)
-    .where(
-        _RECORD.c.institution_id == bindparam("p_institution_id"),
-        _RECORD.c.caller == bindparam("p_caller"),
-        _RECORD.c.key == bindparam("p_key"),
-    )
-    .values(transaction_id=bindparam("p_transaction_id"), result=bindparam("p_result", type_=JSONB))
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +46,19 @@ class IdempotencyKey:
 
     caller: str
     key: str
+
+
+# Plain SQL, so the ledger engine can also write it inside the statement that writes a journal transaction
+OUTCOME_SQL = (
+    "UPDATE idempotency_record SET transaction_id = :transaction_id, result = CAST(:p_outcome AS jsonb)"
+    " WHERE institution_id = :institution_id AND caller = :p_caller AND key = :p_key"
+)
+_RECORD_OUTCOME = text(OUTCOME_SQL)
+
+
+def outcome_params(key: IdempotencyKey, result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """OUTCOME_SQL's own parameters (it also takes :institution_id and :transaction_id)."""
+    return {"p_caller": key.caller, "p_key": key.key, "p_outcome": None if result is None else json.dumps(dict(result))}
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:
@@ -106,13 +110,7 @@ def record_outcome(
     """Store what the first request produced, for replays."""
     session.execute(
         _RECORD_OUTCOME,
-        {
-            "p_institution_id": institution_id,
-            "p_caller": key.caller,
-            "p_key": key.key,
-            "p_transaction_id": transaction_id,
-            "p_result": dict(result) if result is not None else None,
-        },
+        {"institution_id": institution_id, "transaction_id": transaction_id} | outcome_params(key, result),
     )
 
 

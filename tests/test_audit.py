@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from escrow.audit import verify_chains
+from escrow.audit import OPERATOR, note, record_hash, verify_chains
 from escrow.courses import create_course
 from escrow.errors import PolicyViolation
 from escrow.institutions import register_institution
@@ -102,6 +103,34 @@ def test_a_refused_change_leaves_no_record(db: sessionmaker[Session]) -> None:
             today=datetime.now(UTC).date(),
         )
     assert len(chain(db, inst)) == 1
+
+
+def test_records_hashed_by_the_database_verify_as_the_application_hashes_them(
+    db: sessionmaker[Session], engine: Engine
+) -> None:
+    """The database fills in position and previous hash and takes the SHA-256; `record_hash` must agree,
+    whatever the content holds: keys named like the slots, non-ASCII text, nulls, several records at once,
+    and writers racing on one chain."""
+    inst = school_with_courses(db, 0)
+    awkward = {"position": 99, "prev_hash": "0" * 64, "name": '张伟 "quoted" \\ back', "nested": {"a": None}}
+    with db.begin() as s:
+        for n in range(3):
+            note(s, OPERATOR, "test.noted", institution_id=inst, object_type="thing", object_id=n, after=awkward)
+        note(s, OPERATOR, "test.noted", institution_id=inst, object_type="thing", object_id="x", before=awkward)
+
+    def one(n: int) -> None:
+        with db.begin() as s:
+            note(s, OPERATOR, "test.raced", institution_id=inst, object_type="thing", object_id=n)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(20)))
+    with db.begin() as s:
+        rows = [dict(r) for r in s.execute(text("SELECT * FROM audit_record WHERE chain = :c"), {"c": inst}).mappings()]
+    assert len(rows) == 1 + 4 + 20
+    for row in rows:
+        assert row["hash"] == record_hash(row | {"occurred_at": row["occurred_at"].astimezone(UTC)}), row["position"]
+    assert sorted(r["position"] for r in rows) == list(range(1, 26))
+    assert breaks_of(db, inst) == []
 
 
 def test_an_altered_record_is_named(db: sessionmaker[Session], engine: Engine) -> None:

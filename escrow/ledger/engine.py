@@ -27,7 +27,7 @@ from escrow.errors import (
     NotFound,
     UnbalancedTransaction,
 )
-from escrow.idempotency import IdempotencyKey, claim_key, record_outcome
+from escrow.idempotency import OUTCOME_SQL, IdempotencyKey, claim_key, outcome_params
 from escrow.ids import new_id
 from escrow.ledger.model import (
     AccountState,
@@ -121,8 +121,8 @@ def post_transaction(
         legs=legs,
         effective_at=effective_at,
         metadata=metadata or {},
+        also=[outcome_write(idempotency)],
     )
-    record_outcome(session, institution_id=institution_id, key=idempotency, transaction_id=entry.id)
     return entry
 
 
@@ -175,8 +175,8 @@ def reverse_transaction(
         metadata={},
         reverses_id=transaction_id,
         reversal_reason=reason.strip(),
+        also=[outcome_write(idempotency)],
     )
-    record_outcome(session, institution_id=institution_id, key=idempotency, transaction_id=entry.id)
     return entry
 
 
@@ -288,12 +288,28 @@ _LOCK_ACCOUNTS = (
 )
 
 
-@lru_cache(maxsize=16)
-def _write_entry(legs: int) -> TextClause:
-    """One statement that writes the journal transaction and its `legs` postings: one round trip while the
-    accounts are locked, and one multi-row INSERT, so the balance trigger sees the legs together and only
-    their net counts. (Text, because SQLAlchemy compiles a multi-row insert() anew on every call; only
-    placeholders are formatted in.)"""
+@dataclass(frozen=True, slots=True)
+class AlsoWrite:
+    """An INSERT or UPDATE (without RETURNING) written by the same statement as a journal transaction: the
+    rows that record what the transaction was for, in the one round trip made while its accounts are locked.
+    Its SQL may use :institution_id, :transaction_id and :effective_at; its own parameters are named p_*."""
+
+    sql: str
+    params: Mapping[str, Any]
+
+
+def outcome_write(key: IdempotencyKey, result: Mapping[str, Any] | None = None) -> AlsoWrite:
+    """The idempotency key's outcome, written with the transaction it produced."""
+    return AlsoWrite(OUTCOME_SQL, outcome_params(key, result))
+
+
+@lru_cache(maxsize=64)
+def _write_entry(legs: int, also: tuple[str, ...]) -> TextClause:
+    """One statement that writes the journal transaction, its `legs` postings and the `also` writes: one
+    round trip while the accounts are locked, and one multi-row INSERT, so the balance trigger sees the
+    legs together and only their net counts; foreign keys are checked at its end. (Text, because
+    SQLAlchemy compiles a multi-row insert() anew on every call; only placeholders and the callers'
+    constant SQL are formatted in.)"""
     postings = ", ".join(
         f"(:institution_id, :transaction_id, :account_{n}, :currency_{n}, :amount_{n})" for n in range(legs)
     )
@@ -302,10 +318,15 @@ def _write_entry(legs: int) -> TextClause:
         " metadata) VALUES (:institution_id, :transaction_id, :kind, :effective_at, :reverses_id, :reversal_reason,"
         " CAST(:metadata AS jsonb)) RETURNING created_at, effective_at, metadata"
     )
+    written = (
+        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"  # noqa: S608
+        f" VALUES {postings} RETURNING id, account_id, amount"
+    )
+    extra = "".join(f", also_{n} AS ({sql})" for n, sql in enumerate(also))
     return text(
-        f"WITH journal AS ({journal}) INSERT INTO posting (institution_id, transaction_id, account_id, currency,"  # noqa: S608
-        f" amount) VALUES {postings} RETURNING id, account_id, amount, (SELECT created_at FROM journal) AS created_at,"
-        " (SELECT effective_at FROM journal) AS effective_at, (SELECT metadata FROM journal) AS metadata"
+        f"WITH journal AS ({journal}), legs AS ({written}){extra}"  # noqa: S608
+        " SELECT legs.id, legs.account_id, legs.amount, journal.created_at, journal.effective_at, journal.metadata"
+        " FROM legs, journal"
     )
 
 
@@ -335,8 +356,10 @@ def record_entry(
     metadata: Mapping[str, Any],
     reverses_id: UUID | None = None,
     reversal_reason: str | None = None,
+    also: Sequence[AlsoWrite] = (),
 ) -> JournalEntry:
-    """Lock, check and write one journal transaction. Callers claim an idempotency key first."""
+    """Lock, check and write one journal transaction, and `also` what records it. Callers claim an
+    idempotency key first."""
     when = _effective(effective_at)
     if not KIND.match(kind):
         raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
@@ -361,7 +384,9 @@ def record_entry(
     for n, leg in enumerate(legs):
         values |= {f"account_{n}": leg.account_id, f"currency_{n}": accounts[leg.account_id].currency}
         values[f"amount_{n}"] = leg.amount
-    written = session.execute(_write_entry(len(legs)), values).all()
+    for write in also:
+        values |= write.params
+    written = session.execute(_write_entry(len(legs), tuple(w.sql for w in also)), values).all()
     recorded = written[0]
     lines = tuple(
         sorted(
