@@ -102,6 +102,34 @@ def test_opposite_transfers_between_two_accounts_never_deadlock(db: sessionmaker
     assert books_problems(db, institution) == []
 
 
+def test_deposits_locked_by_the_write_and_spends_locked_first_never_deadlock(
+    db: sessionmaker[Session], institution: UUID
+) -> None:
+    """Entries that only add to accounts lock them inside the statement that writes them; entries that take
+    from a floored account lock them first and check funds. Both lock in id order, whichever order the
+    legs are listed in, so mixing them on the same two accounts neither deadlocks nor loses a fen."""
+    with db.begin() as s:
+        cash = asset(s, institution, "custody_cash").id
+        owed = liability(s, institution, "prepaid:c1").id
+        post(s, institution, "collection", debit(cash, 1_000), credit(owed, 1_000))
+    routes = {
+        "deposit": [debit(cash, 1), credit(owed, 1)],
+        "deposit_listed_the_other_way": [credit(owed, 1), debit(cash, 1)],
+        "refund": [credit(cash, 1), debit(owed, 1)],
+        "refund_listed_the_other_way": [debit(owed, 1), credit(cash, 1)],
+    }
+
+    def worker(legs: list[Leg]) -> None:
+        for _ in range(150):
+            with db.begin() as s:
+                post(s, institution, "transfer", *legs)
+
+    with ThreadPoolExecutor(len(routes)) as pool:
+        list(pool.map(worker, routes.values()))  # re-raises any error, a deadlock included
+    assert balances(db, institution) == {"custody_cash": 1_000, "prepaid:c1": 1_000}
+    assert books_problems(db, institution) == []
+
+
 @pytest.mark.parametrize("size", [3, 4, 5])
 def test_rings_of_transfers_never_deadlock(db: sessionmaker[Session], institution: UUID, size: int) -> None:
     accounts = _accounts(db, institution, size)

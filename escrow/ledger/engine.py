@@ -35,6 +35,7 @@ from escrow.ledger.model import (
     Leg,
     PostingLine,
     Side,
+    balance_delta,
     check_funds,
     check_legs,
     reversing_legs,
@@ -270,7 +271,7 @@ _ACCOUNT = cast(Table, Account.__table__)
 _JOURNAL = cast(Table, JournalTransaction.__table__)
 _POSTING = cast(Table, Posting.__table__)
 # Built once (the engine runs them on every posting); FOR NO KEY UPDATE, so foreign-key checks elsewhere need not wait
-_LOCK_ACCOUNTS = (
+_READ_ACCOUNTS = (
     select(
         _ACCOUNT.c.id,
         _ACCOUNT.c.code,
@@ -284,8 +285,8 @@ _LOCK_ACCOUNTS = (
         _ACCOUNT.c.id.in_(bindparam("p_ids", expanding=True)),
     )
     .order_by(_ACCOUNT.c.id)
-    .with_for_update(key_share=True)
 )
+_LOCK_ACCOUNTS = _READ_ACCOUNTS.with_for_update(key_share=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +305,13 @@ def outcome_write(key: IdempotencyKey, result: Mapping[str, Any] | None = None) 
 
 
 @lru_cache(maxsize=64)
-def _write_entry(legs: int, also: tuple[str, ...]) -> TextClause:
+def _write_entry(legs: int, also: tuple[str, ...], lock: int = 0) -> TextClause:
     """One statement that writes the journal transaction, its `legs` postings and the `also` writes: one
     round trip while the accounts are locked, and one multi-row INSERT, so the balance trigger sees the
     legs together and only their net counts; foreign keys are checked at its end. (Text, because
     SQLAlchemy compiles a multi-row insert() anew on every call; only placeholders and the callers'
-    constant SQL are formatted in.)"""
+    constant SQL are formatted in.) With `lock`, it first locks that many accounts (:lock_0...) in id
+    order, as lock_accounts would, and writes the postings only once it holds them all."""
     postings = ", ".join(
         f"(:institution_id, :transaction_id, :account_{n}, :currency_{n}, :amount_{n})" for n in range(legs)
     )
@@ -322,9 +324,21 @@ def _write_entry(legs: int, also: tuple[str, ...]) -> TextClause:
         "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"  # noqa: S608
         f" VALUES {postings} RETURNING id, account_id, amount"
     )
+    locked = ""
+    if lock:
+        ids = ", ".join(f":lock_{n}" for n in range(lock))
+        locked = (  # counted in full before any posting is written, so every row is locked first
+            "locked AS (SELECT id FROM account WHERE institution_id = :institution_id"  # noqa: S608
+            f" AND id IN ({ids}) ORDER BY id FOR NO KEY UPDATE), "
+        )
+        written = (
+            "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"  # noqa: S608
+            f" SELECT * FROM (VALUES {postings}) AS v WHERE (SELECT count(*) FROM locked) = {lock}"
+            " RETURNING id, account_id, amount"
+        )
     extra = "".join(f", also_{n} AS ({sql})" for n, sql in enumerate(also))
     return text(
-        f"WITH journal AS ({journal}), legs AS ({written}){extra}"  # noqa: S608
+        f"WITH {locked}journal AS ({journal}), legs AS ({written}){extra}"  # noqa: S608
         " SELECT legs.id, legs.account_id, legs.amount, journal.created_at, journal.effective_at, journal.metadata"
         " FROM legs, journal"
     )
@@ -332,7 +346,27 @@ def _write_entry(legs: int, also: tuple[str, ...]) -> TextClause:
 
 def lock_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
     """Lock the accounts in id order (the one fixed order that prevents deadlocks) and read them."""
-    rows = session.execute(_LOCK_ACCOUNTS, {"p_institution_id": institution_id, "p_ids": sorted(set(account_ids))})
+    return _account_states(session.execute(_LOCK_ACCOUNTS, _ids(institution_id, account_ids)))
+
+
+def read_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
+    """The accounts as they are now, unlocked."""
+    return _account_states(session.execute(_READ_ACCOUNTS, _ids(institution_id, account_ids)))
+
+
+def lowers_a_floored_account(legs: Sequence[Leg], accounts: Mapping[UUID, AccountState]) -> bool:
+    """Whether the legs take anything from an account that may not go below zero (so funds need checking)."""
+    net: dict[UUID, int] = {}
+    for leg in legs:
+        net[leg.account_id] = net.get(leg.account_id, 0) + balance_delta(accounts[leg.account_id], leg.amount)
+    return any(delta < 0 and not accounts[account_id].allow_negative for account_id, delta in net.items())
+
+
+def _ids(institution_id: UUID, account_ids: Collection[UUID]) -> dict[str, Any]:
+    return {"p_institution_id": institution_id, "p_ids": sorted(set(account_ids))}
+
+
+def _account_states(rows: Any) -> dict[UUID, AccountState]:
     return {
         r.id: AccountState(
             id=r.id,
@@ -364,13 +398,17 @@ def record_entry(
     if not KIND.match(kind):
         raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
     session.flush()  # what the caller added goes in first, as before any other statement of its transaction
-    accounts = lock_accounts(session, institution_id, [leg.account_id for leg in legs])
+    ids = sorted({leg.account_id for leg in legs})
+    accounts = read_accounts(session, institution_id, ids)  # what they are never changes; balances may
     problems = check_legs(legs, accounts)
     if problems:
         raise UnbalancedTransaction(problems)
-    short = check_funds(legs, accounts)
-    if short:
-        raise InsufficientFunds("; ".join(short), problems=short)
+    lock_in_write = not lowers_a_floored_account(legs, accounts)
+    if not lock_in_write:  # funds to check: lock first, then check the balances as they now are
+        accounts = lock_accounts(session, institution_id, ids)
+        short = check_funds(legs, accounts)
+        if short:
+            raise InsufficientFunds("; ".join(short), problems=short)
     transaction_id = new_id()
     values: dict[str, Any] = {
         "institution_id": institution_id,
@@ -386,7 +424,9 @@ def record_entry(
         values[f"amount_{n}"] = leg.amount
     for write in also:
         values |= write.params
-    written = session.execute(_write_entry(len(legs), tuple(w.sql for w in also)), values).all()
+    lock = len(ids) if lock_in_write else 0
+    values |= {f"lock_{n}": account_id for n, account_id in enumerate(ids[:lock])}
+    written = session.execute(_write_entry(len(legs), tuple(w.sql for w in also), lock), values).all()
     recorded = written[0]
     lines = tuple(
         sorted(
