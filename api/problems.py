@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -85,8 +85,15 @@ def install(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # psycopg2 reports a server that went away mid-query as OperationalError or, as often, a plain
+        # DatabaseError; SQLAlchemy marks both as a lost connection
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            return await database_unavailable(request, exc)
+        return await unexpected(request, exc)
+
+    async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         response = problem(
             503,

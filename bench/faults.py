@@ -193,6 +193,8 @@ async def until_acknowledged(
             if status < 500:  # a refusal of a request that is valid and was never answered otherwise
                 result.violations.append(f"key {key} refused with {status}: {answer[:300]!r}")
                 return
+            if status == 500:  # a lost database is an expected failure: 503 with Retry-After, never a 500
+                result.violations.append(f"key {key} answered 500: {answer[:300]!r}")
             result.failures[str(status)] += 1
         if time.monotonic() > deadline:
             result.violations.append(f"key {key} not acknowledged after {attempt} attempts")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg2  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 
 from api.app import create_app
 from escrow.errors import IdempotencyConflict, InsufficientFunds, NotFound, UnbalancedTransaction
@@ -100,3 +102,22 @@ def test_an_unreachable_database_is_a_503_to_retry_not_a_500() -> None:
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
     assert response.json()["code"] == "database_unavailable"
+
+
+@pytest.mark.parametrize(("invalidated", "status"), [(True, 503), (False, 500)])
+def test_a_connection_lost_mid_query_is_a_503_whatever_error_class_the_driver_picks(
+    engine: Engine, invalidated: bool, status: int
+) -> None:
+    """psycopg2 reports a server that went away during a query as DatabaseError as often as
+    OperationalError; SQLAlchemy marks the connection invalidated either way, and that is what counts."""
+    app = create_app(engine)
+
+    @app.get("/boom")
+    def boom() -> None:
+        orig = psycopg2.DatabaseError("server closed the connection unexpectedly")
+        raise DatabaseError("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == ("database_unavailable" if invalidated else "internal_error")
