@@ -90,18 +90,6 @@ def held_fen(session: Session, contract: Contract) -> int:
     )
 
 
-def release_blocked(session: Session, contract: Contract) -> bool:
-    """An open refund request or an open dispute holds back release for the whole contract."""
-    open_refund = session.scalar(
-        select(RefundRequest.id).where(
-            RefundRequest.institution_id == contract.institution_id,
-            RefundRequest.contract_id == contract.id,
-            RefundRequest.status == "open",
-        )
-    )
-    return open_refund is not None or _hours(session, contract, released=None, statuses=("disputed",)) > 0
-
-
 def _release_state(session: Session, contract: Contract) -> tuple[bool, int, int, int, UUID]:
     """In one statement: whether release is held back, paid fen, released hours, released fen, releasable."""
     institution_id, contract_id = contract.institution_id, contract.id

@@ -320,22 +320,18 @@ def _write_entry(legs: int, also: tuple[str, ...], lock: int = 0) -> TextClause:
         " metadata) VALUES (:institution_id, :transaction_id, :kind, :effective_at, :reverses_id, :reversal_reason,"
         " CAST(:metadata AS jsonb)) RETURNING created_at, effective_at, metadata"
     )
-    written = (
-        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"  # noqa: S608
-        f" VALUES {postings} RETURNING id, account_id, amount"
-    )
-    locked = ""
+    locked, wait = "", ""
     if lock:
         ids = ", ".join(f":lock_{n}" for n in range(lock))
         locked = (  # counted in full before any posting is written, so every row is locked first
             "locked AS (SELECT id FROM account WHERE institution_id = :institution_id"  # noqa: S608
             f" AND id IN ({ids}) ORDER BY id FOR NO KEY UPDATE), "
         )
-        written = (
-            "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"  # noqa: S608
-            f" SELECT * FROM (VALUES {postings}) AS v WHERE (SELECT count(*) FROM locked) = {lock}"
-            " RETURNING id, account_id, amount"
-        )
+        wait = f" WHERE (SELECT count(*) FROM locked) = {lock}"  # noqa: S608
+    written = (
+        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"  # noqa: S608
+        f" SELECT * FROM (VALUES {postings}) AS v{wait} RETURNING id, account_id, amount"
+    )
     extra = "".join(f", also_{n} AS ({sql})" for n, sql in enumerate(also))
     return text(
         f"WITH {locked}journal AS ({journal}), legs AS ({written}){extra}"  # noqa: S608
