@@ -317,8 +317,8 @@ FROM gen_contract ORDER BY institution_id, contract_id
 """
 
 _DAY_TRANSACTIONS = """
-INSERT INTO journal_transaction (institution_id, id, kind, effective_at, metadata)
-SELECT institution_id, id, kind, effective_at, metadata FROM gen_txn
+INSERT INTO journal_transaction (institution_id, id, kind, effective_at, metadata, legs)
+SELECT institution_id, id, kind, effective_at, metadata, 2 FROM gen_txn
 WHERE effective_at >= :start AND effective_at < :end ORDER BY effective_at, id
 """
 

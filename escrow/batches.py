@@ -110,8 +110,8 @@ _REPLAYED = text(
 # One statement writes every journal transaction, its two postings, the collection and the key's outcome:
 # the balance trigger then moves each account once for the batch; foreign keys are checked at its end.
 _WRITE = text(
-    "WITH journal AS (INSERT INTO journal_transaction (institution_id, id, kind, effective_at, metadata)"
-    " SELECT :inst, t, 'collection', e, m FROM unnest(CAST(:txn AS uuid[]), CAST(:effective AS timestamptz[]),"
+    "WITH journal AS (INSERT INTO journal_transaction (institution_id, id, kind, effective_at, metadata, legs)"
+    " SELECT :inst, t, 'collection', e, m, 2 FROM unnest(CAST(:txn AS uuid[]), CAST(:effective AS timestamptz[]),"
     " CAST(:metadata AS jsonb[])) AS u(t, e, m)),"
     " legs AS (INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"
     " SELECT :inst, t, a, c, x FROM unnest(CAST(:leg_txn AS uuid[]), CAST(:leg_account AS uuid[]),"

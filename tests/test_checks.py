@@ -115,6 +115,8 @@ def test_clean_books_raise_nothing(books: tuple[Engine, dict[str, UUID]]) -> Non
 
 CASH = "(SELECT id FROM account WHERE institution_id = :i AND code = 'custody_cash')"
 RELEASABLE = "(SELECT id FROM account WHERE institution_id = :i AND code = 'releasable')"
+PREPAID = "(SELECT id FROM account WHERE institution_id = :i AND code LIKE 'prepaid:%' ORDER BY id LIMIT 1)"
+RELEASE = "(SELECT id FROM journal_transaction WHERE institution_id = :i AND kind = 'class_released' LIMIT 1)"
 
 
 @pytest.mark.parametrize(
@@ -124,13 +126,22 @@ RELEASABLE = "(SELECT id FROM account WHERE institution_id = :i AND code = 'rele
             # also be a cash movement the bank never made, which reconciliation reports on its own)
             "ledger_unbalanced",
             [
-                "INSERT INTO journal_transaction (institution_id, id, kind, effective_at) VALUES (:i, :t, 'x', now())",
+                "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs)"
+                " VALUES (:i, :t, 'x', now(), 2)",
                 "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"
                 f" SELECT :i, :t, id, 'CNY', -1 FROM account WHERE id = {RELEASABLE}",
                 f"UPDATE account SET balance = balance + 1 WHERE id = {RELEASABLE}",
             ],
         ),
+        (  # a transaction that says it has more postings than it has
+            "ledger_unbalanced",
+            [f"UPDATE journal_transaction SET legs = legs + 1 WHERE id = {RELEASE}"],
+        ),
         ("ledger_balance_drift", [f"UPDATE account SET balance = balance + 1 WHERE id = {CASH}"]),
+        (  # what a family is owed, cached one fen high: not the bank's difference, nor custody below owed
+            "ledger_balance_drift",
+            [f"UPDATE account SET balance = balance + 1 WHERE id = {PREPAID}"],
+        ),
         (  # the bank received 100.00 yuan the ledger knows nothing of (its closing balance includes it)
             "recon_bank_line_unmatched",
             [
@@ -169,6 +180,24 @@ def test_each_planted_fault_raises_exactly_one_alert_of_its_rule(
     again = check(engine)
     assert raised(again) == 0, again  # still on: no new alert
     assert alerts(engine) == [(rule, "red")]
+
+
+def test_postings_moved_to_a_transaction_that_does_not_exist_are_found_on_both_ends(
+    books: tuple[Engine, dict[str, UUID]],
+) -> None:
+    """Every balance still sums right and every transaction that has postings balances: only the
+    transactions' own count of postings shows that one lost its postings to one that was never recorded."""
+    engine, places = books
+    ghost = new_id()
+    with engine.connect() as conn:
+        release = conn.scalar(text(RELEASE), {"i": places["A"]})
+    plant(engine, "UPDATE posting SET transaction_id = :t WHERE transaction_id = :r", t=ghost, r=release)
+    check(engine)
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT rule, subject FROM alert WHERE cleared_at IS NULL AND rule <> 'test_rule' ORDER BY 2")
+        ).all()
+    assert sorted(found) == sorted([("ledger_unbalanced", str(release)), ("ledger_unbalanced", str(ghost))])
 
 
 def test_two_schedulers_started_together_run_each_firing_once(books: tuple[Engine, dict[str, UUID]]) -> None:

@@ -52,7 +52,9 @@ def books(db: sessionmaker[Session], institution: UUID) -> Iterator[Books]:
     assert books_problems(db, institution) == []
 
 
-NEW_TXN = "INSERT INTO journal_transaction (institution_id, id, kind, effective_at) VALUES (:i, :t, 'x', now())"
+NEW_TXN = (
+    "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs) VALUES (:i, :t, 'x', now(), 2)"
+)
 
 
 def posting(account: str, amount: int, currency: str = "CNY", txn: str = ":t", institution: str = ":i") -> str:
@@ -84,6 +86,12 @@ def test_a_one_legged_transaction_is_refused(books: Books) -> None:
 
 def test_a_transaction_without_postings_is_refused(books: Books) -> None:
     refused(books, r"has 0 posting\(s\)", NEW_TXN, t=uuid4())
+
+
+def test_a_transaction_must_have_the_postings_it_says_it_has(books: Books) -> None:
+    three = NEW_TXN.replace("now(), 2)", "now(), 3)")
+    refused(books, "says it has 3 postings but has 2", three, posting("cash", 100), posting("prepaid", -100), t=uuid4())
+    refused(books, "journal_transaction_legs", NEW_TXN.replace("now(), 2)", "now(), 1)"), t=uuid4())
 
 
 def test_postings_cannot_be_updated(books: Books) -> None:
@@ -213,7 +221,7 @@ def test_a_reversal_must_say_why(books: Books) -> None:
         books,
         "journal_transaction_reversal_has_reason",
         "INSERT INTO journal_transaction "
-        "(institution_id, id, kind, effective_at, reverses_id, reversal_reason) "
-        "VALUES (:i, :t, 'x', now(), :txn, '  ')",
+        "(institution_id, id, kind, effective_at, reverses_id, reversal_reason, legs) "
+        "VALUES (:i, :t, 'x', now(), :txn, '  ', 2)",
         t=uuid4(),
     )

@@ -316,9 +316,9 @@ def _write_entry(legs: int, also: tuple[str, ...], lock: int = 0) -> TextClause:
         f"(:institution_id, :transaction_id, :account_{n}, :currency_{n}, :amount_{n})" for n in range(legs)
     )
     journal = (
-        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, reverses_id, reversal_reason,"
-        " metadata) VALUES (:institution_id, :transaction_id, :kind, :effective_at, :reverses_id, :reversal_reason,"
-        " CAST(:metadata AS jsonb)) RETURNING created_at, effective_at, metadata"
+        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, reverses_id, reversal_reason,"  # noqa: S608
+        " metadata, legs) VALUES (:institution_id, :transaction_id, :kind, :effective_at, :reverses_id,"
+        f" :reversal_reason, CAST(:metadata AS jsonb), {legs}) RETURNING created_at, effective_at, metadata"
     )
     locked, wait = "", ""
     if lock:
