@@ -1,7 +1,8 @@
 """The regulator's day on province-sized books: reconciliation, the invariant checks and the risk rules
 over ~10 million postings of a few thousand institutions, against one bare aggregate of the same postings.
 
-Usage: python bench/regulator_day.py [POSTINGS=10_000_000] [--institutions 3000] [--repeat 3] [--keep] [--checked]
+Usage: python bench/regulator_day.py [POSTINGS=10_000_000] [--institutions 3000] [--repeat 3] [--keep] [--reuse]
+       [--checked]
 
 A fresh database `escrow_bench_province` on ESCROW_DATABASE_URL's server, or (unset) on an embedded
 server in .bench/province, migrated to head; the books generated set-based (bench/_province.py, progress
@@ -14,9 +15,11 @@ evaluate_risks (and seal_audit, whose trail holds the registrations and statemen
 once cold (the jobs match the statements and raise the alerts), then --repeat times more in rounds
 (default 3); a warm figure is the median of those, all reported; the ratio is the warm jobs' total over
 the warm baseline (PostgreSQL runs it with parallel workers; the same aggregate without them is reported
-too, as baseline_serial_s). The open alerts must be exactly the planted faults. --keep leaves the database (and
-the embedded server's folder) behind; --checked loads with every trigger and foreign key on, to prove at
-a small size that the fast load writes only what they allow. Prints one JSON object as its last line.
+too, as baseline_serial_s). The jobs run with JIT off (jobs.run_recorded), and so does the baseline. The
+open alerts must be exactly the planted faults. --keep leaves the database (and the embedded server's
+folder) behind, and --reuse times the day again on it (migrated to head first, kept) without generating;
+--checked loads with every trigger and foreign key on, to prove at a small size that the fast load writes
+only what they allow. Prints one JSON object as its last line.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _province import BANK, IDLE, Province, generate, log
@@ -69,6 +72,7 @@ def main() -> None:
     parser.add_argument("--institutions", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3, help="warm runs of each, after the cold one (median)")
     parser.add_argument("--keep", action="store_true", help="leave the database behind")
+    parser.add_argument("--reuse", action="store_true", help="time the day on the database a --keep run left")
     parser.add_argument("--database", default=DATABASE, help=f"database name (default {DATABASE})")
     parser.add_argument("--checked", action="store_true", help="load with triggers and foreign keys on (slow)")
     args = parser.parse_args()
@@ -76,13 +80,16 @@ def main() -> None:
         parser.error(f"the planted faults need at least {max(*UNKNOWN_LINES, HIDDEN_PAYOUT, IDLE)} institutions")
     configured = Settings().database_url
     server = normalize_url(configured) if configured else start_embedded(EMBEDDED_DIR, "postgres")
-    url = recreate_database(server, args.database)
+    if args.reuse:
+        url = make_url(server).set(database=args.database).render_as_string(hide_password=False)
+    else:
+        url = recreate_database(server, args.database)
     engine = make_engine(url, pool_size=2)
     try:
         result = run(engine, args, embedded=not configured)
     finally:
         engine.dispose()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             drop = create_engine(server, isolation_level="AUTOCOMMIT")
             with drop.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
@@ -93,17 +100,26 @@ def main() -> None:
 def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str, Any]:
     now = datetime.now(UTC)
     upgrade_to_head(engine)
-    log(f"generating about {args.postings:,} postings over {args.institutions} institutions")
-    generate_s, books = _timed(
-        lambda: generate(engine, postings=args.postings, institutions=args.institutions, now=now, checked=args.checked)
-    )
+    generate_s = statements_s = 0.0
+    books: Province | None = None
+    if not args.reuse:
+        log(f"generating about {args.postings:,} postings over {args.institutions} institutions")
+        generate_s, books = _timed(
+            lambda: generate(
+                engine, postings=args.postings, institutions=args.institutions, now=now, checked=args.checked
+            )
+        )
     vacuum_s, _ = _timed(lambda: _vacuum(engine))
     log(f"  VACUUM (ANALYZE) {vacuum_s:.0f} s")
-    statements_s, _ = _timed(lambda: _deliver_statements(engine, books, now))
-    log(f"  statements of {books.statement_day} imported ({statements_s:.0f} s)")
+    if books is not None:
+        statements_s, _ = _timed(lambda: _deliver_statements(engine, books, now))
+        log(f"  statements of {books.statement_day} imported ({statements_s:.0f} s)")
     with engine.connect() as conn:
         postings = conn.execute(text("SELECT count(*) FROM posting")).scalar_one()
         version = conn.execute(text("SHOW server_version")).scalar_one()
+        transactions = conn.execute(text("SELECT count(*) FROM journal_transaction")).scalar_one()
+        contracts = conn.execute(text("SELECT count(*) FROM contract")).scalar_one()
+        institutions = conn.execute(text("SELECT count(*) FROM institution")).scalar_one()
     names = ("baseline", "baseline_serial", *JOBS, "seal_audit")
     tasks: dict[str, Callable[[], object]] = {
         "baseline": partial(_baseline, engine, serial=False),
@@ -128,9 +144,10 @@ def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str
     return {
         "bench": "regulator_day",
         "postings": postings,
-        "institutions": args.institutions,
-        "transactions": books.transactions,
-        "contracts": books.contracts,
+        "institutions": institutions,
+        "transactions": transactions,
+        "contracts": contracts,
+        "reused": args.reuse,
         "server": f"PostgreSQL {version}" + (" (embedded)" if embedded else ""),
         "checked_load": args.checked,
         "generate_s": round(generate_s, 1),
@@ -165,6 +182,7 @@ def _vacuum(engine: Engine) -> None:
 def _baseline(engine: Engine, *, serial: bool) -> int:
     """The bare aggregate; serial: without parallel workers, as the jobs' index-order plans run."""
     with engine.connect() as conn:
+        conn.execute(text("SET LOCAL jit = off"))  # as the jobs run
         if serial:
             conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         return len(conn.execute(text(BASELINE)).all())
