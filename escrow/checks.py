@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from itertools import chain
 from uuid import UUID
 
 from sqlalchemy import text
@@ -26,7 +27,8 @@ LEDGER_RULES = ("ledger_unbalanced", "ledger_balance_drift", "ledger_negative_ba
 # afresh on the next. The institutions where they fail are then checked exactly, transaction by
 # transaction and account by account. Amounts are split in 32-bit halves so that every product fits a
 # bigint (and sums of bigints are exact in PostgreSQL). One pass costs about twice the bare aggregate.
-_SUSPECTS = """
+# The same statement reads the accounts once for the rest: forbidden negatives, custody cash against owed.
+_LEDGER = """
 WITH p AS MATERIALIZED (
     SELECT institution_id, currency, count(*) AS n, sum(h) AS h,
            sum((amount >> 32) * (h + k)) * 4294967296 + sum((amount & 4294967295) * (h + k)) AS weighted
@@ -34,22 +36,35 @@ WITH p AS MATERIALIZED (
                  uuid_hash_extended(account_id, :salt + 1) & 1073741823 AS k
           FROM posting) legs
     GROUP BY institution_id, currency
-), a AS (
+), a AS MATERIALIZED (
     SELECT institution_id, currency,
            sum(balance::numeric * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END
-               * (uuid_hash_extended(id, :salt + 1) & 1073741823)) AS weighted
+               * (uuid_hash_extended(id, :salt + 1) & 1073741823)) AS weighted,
+           sum(balance) FILTER (WHERE code = 'custody_cash') AS cash,
+           sum(balance) FILTER (WHERE split_part(code, ':', 1)
+                                      IN ('prepaid', 'releasable', 'payout_pending', 'refund_payable')) AS owed,
+           jsonb_agg(jsonb_build_array(id, code, balance)) FILTER (WHERE NOT allow_negative AND balance < 0)
+               AS negative
     FROM account GROUP BY institution_id, currency
 ), t AS (
     SELECT institution_id, sum(legs) AS n, sum(legs * (uuid_hash_extended(id, :salt) & 1073741823)) AS h
     FROM journal_transaction GROUP BY institution_id
+), suspect AS (
+    SELECT coalesce(p.institution_id, a.institution_id) AS institution_id
+    FROM p FULL JOIN a USING (institution_id, currency) WHERE coalesce(p.weighted, 0) <> coalesce(a.weighted, 0)
+    UNION
+    SELECT coalesce(p.institution_id, t.institution_id)
+    FROM (SELECT institution_id, sum(n) AS n, sum(h) AS h FROM p GROUP BY institution_id) p
+    FULL JOIN t USING (institution_id)
+    WHERE p.n IS DISTINCT FROM t.n OR p.h IS DISTINCT FROM t.h
+), books AS (
+    SELECT institution_id, coalesce(sum(cash), 0) AS cash, coalesce(sum(owed), 0) AS owed,
+           jsonb_agg(negative) FILTER (WHERE negative IS NOT NULL) AS negative
+    FROM a GROUP BY institution_id
 )
-SELECT coalesce(p.institution_id, a.institution_id) FROM p FULL JOIN a USING (institution_id, currency)
-WHERE coalesce(p.weighted, 0) <> coalesce(a.weighted, 0)
-UNION
-SELECT coalesce(p.institution_id, t.institution_id)
-FROM (SELECT institution_id, sum(n) AS n, sum(h) AS h FROM p GROUP BY institution_id) p
-FULL JOIN t USING (institution_id)
-WHERE p.n IS DISTINCT FROM t.n OR p.h IS DISTINCT FROM t.h
+SELECT coalesce(b.institution_id, s.institution_id), s.institution_id IS NOT NULL, b.cash, b.owed, b.negative
+FROM books b FULL JOIN suspect s USING (institution_id)
+WHERE s.institution_id IS NOT NULL OR b.cash <> b.owed OR b.negative IS NOT NULL
 """
 
 # Exactly, in the suspect institutions: transactions without the postings they say they have or whose
@@ -88,30 +103,23 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
     balances, and institutions whose custody cash is not what they owe (when nothing above explains it)."""
     findings: dict[tuple[str, str], Finding] = {}
     salt = secrets.randbits(62)  # drawn anew each run: no fault can be shaped to cancel out
-    suspects = list(session.scalars(text(_SUSPECTS), {"salt": salt}))
+    rows = session.execute(text(_LEDGER), {"salt": salt}).all()
+    suspects = [inst for inst, suspect, *_ in rows if suspect]
     if suspects:
         _suspect_findings(session, suspects, findings)
-    for inst, account, code, balance in session.execute(
-        text("SELECT institution_id, id, code, balance FROM account WHERE NOT allow_negative AND balance < 0")
-    ):
-        findings[("ledger_negative_balance", str(account))] = Finding(
-            "ledger_negative_balance",
-            Severity.RED,
-            inst,
-            str(account),
-            f"account {code} may not go below zero but holds {balance} fen",
-            {"code": code, "balance_fen": balance},
-        )
+    for inst, _, _, _, negative in rows:
+        for account, code, balance in chain.from_iterable(negative or []):
+            findings[("ledger_negative_balance", account)] = Finding(
+                "ledger_negative_balance",
+                Severity.RED,
+                inst,
+                account,
+                f"account {code} may not go below zero but holds {balance} fen",
+                {"code": code, "balance_fen": balance},
+            )
     explained = {f.institution_id for f in findings.values()}
-    for inst, cash, owed in session.execute(
-        text(
-            "SELECT institution_id, coalesce(sum(balance) FILTER (WHERE code = 'custody_cash'), 0),"
-            " coalesce(sum(balance) FILTER (WHERE split_part(code, ':', 1) IN"
-            " ('prepaid', 'releasable', 'payout_pending', 'refund_payable')), 0)"
-            " FROM account GROUP BY institution_id"
-        )
-    ):
-        if cash != owed and inst not in explained:  # an echo of a fault above is not a second alert
+    for inst, _, cash, owed, _ in rows:
+        if cash is not None and cash != owed and inst not in explained:  # an echo of a fault above is not another
             findings[("custody_identity_broken", str(inst))] = Finding(
                 "custody_identity_broken",
                 Severity.RED,

@@ -115,7 +115,21 @@ def test_clean_books_raise_nothing(books: tuple[Engine, dict[str, UUID]]) -> Non
 
 CASH = "(SELECT id FROM account WHERE institution_id = :i AND code = 'custody_cash')"
 RELEASABLE = "(SELECT id FROM account WHERE institution_id = :i AND code = 'releasable')"
-PREPAID = "(SELECT id FROM account WHERE institution_id = :i AND code LIKE 'prepaid:%' ORDER BY id LIMIT 1)"
+PREPAID = "(SELECT id FROM account WHERE institution_id = :i AND code LIKE 'prepaid:%' ORDER BY balance DESC LIMIT 1)"
+RESERVE = "(SELECT id FROM account WHERE institution_id = :i AND code = 'reserve_deposit')"
+
+
+def move_one_fen(source: str, target: str) -> list[str]:
+    """A balanced transaction, as it says, from one credit account to another, with both balances moved."""
+    return [
+        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs) VALUES (:i, :t, 'x', now(), 2)",
+        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"
+        f" VALUES (:i, :t, {source}, 'CNY', 1), (:i, :t, {target}, 'CNY', -1)",
+        f"UPDATE account SET balance = balance - 1 WHERE id = {source}",
+        f"UPDATE account SET balance = balance + 1 WHERE id = {target}",
+    ]
+
+
 RELEASE = "(SELECT id FROM journal_transaction WHERE institution_id = :i AND kind = 'class_released' LIMIT 1)"
 
 
@@ -138,6 +152,14 @@ RELEASE = "(SELECT id FROM journal_transaction WHERE institution_id = :i AND kin
             [f"UPDATE journal_transaction SET legs = legs + 1 WHERE id = {RELEASE}"],
         ),
         ("ledger_balance_drift", [f"UPDATE account SET balance = balance + 1 WHERE id = {CASH}"]),
+        (  # a family's fen moved to the reserve deposit: every sum is right, but custody cash is not what is owed
+            "custody_identity_broken",
+            move_one_fen(PREPAID, RESERVE),
+        ),
+        (  # the reserve deposit, which may not go negative, driven below zero past its CHECK
+            "ledger_negative_balance",
+            ["ALTER TABLE account DROP CONSTRAINT account_balance_not_negative", *move_one_fen(RESERVE, RELEASABLE)],
+        ),
         (  # what a family is owed, cached one fen high: not the bank's difference, nor custody below owed
             "ledger_balance_drift",
             [f"UPDATE account SET balance = balance + 1 WHERE id = {PREPAID}"],
