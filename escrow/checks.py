@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from itertools import chain
 from uuid import UUID
 
 from sqlalchemy import text
@@ -38,14 +37,16 @@ WITH p AS MATERIALIZED (
     GROUP BY institution_id, currency
 ), a AS MATERIALIZED (
     SELECT institution_id, currency,
-           sum(balance::numeric * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END
-               * (uuid_hash_extended(id, :salt + 1) & 1073741823)) AS weighted,
+           sum((balance >> 32) * k) * 4294967296 + sum((balance & 4294967295) * k) AS weighted,
            sum(balance) FILTER (WHERE code = 'custody_cash') AS cash,
-           sum(balance) FILTER (WHERE split_part(code, ':', 1)
-                                      IN ('prepaid', 'releasable', 'payout_pending', 'refund_payable')) AS owed,
-           jsonb_agg(jsonb_build_array(id, code, balance)) FILTER (WHERE NOT allow_negative AND balance < 0)
-               AS negative
-    FROM account GROUP BY institution_id, currency
+           sum(balance) FILTER (WHERE code LIKE 'prepaid:%' OR code LIKE 'refund_payable:%'
+                                OR code IN ('releasable', 'payout_pending')) AS owed,
+           count(*) FILTER (WHERE NOT allow_negative AND balance < 0) AS negative
+    FROM (SELECT institution_id, currency, code, balance, allow_negative,  -- k signed: balances read as postings
+                 (uuid_hash_extended(id, :salt + 1) & 1073741823) * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END
+                     AS k
+          FROM account) accounts
+    GROUP BY institution_id, currency
 ), t AS (
     SELECT institution_id, sum(legs) AS n, sum(legs * (uuid_hash_extended(id, :salt) & 1073741823)) AS h
     FROM journal_transaction GROUP BY institution_id
@@ -58,13 +59,12 @@ WITH p AS MATERIALIZED (
     FULL JOIN t USING (institution_id)
     WHERE p.n IS DISTINCT FROM t.n OR p.h IS DISTINCT FROM t.h
 ), books AS (
-    SELECT institution_id, coalesce(sum(cash), 0) AS cash, coalesce(sum(owed), 0) AS owed,
-           jsonb_agg(negative) FILTER (WHERE negative IS NOT NULL) AS negative
+    SELECT institution_id, coalesce(sum(cash), 0) AS cash, coalesce(sum(owed), 0) AS owed, sum(negative) AS negative
     FROM a GROUP BY institution_id
 )
-SELECT coalesce(b.institution_id, s.institution_id), s.institution_id IS NOT NULL, b.cash, b.owed, b.negative
+SELECT coalesce(b.institution_id, s.institution_id), s.institution_id IS NOT NULL, b.cash, b.owed, b.negative > 0
 FROM books b FULL JOIN suspect s USING (institution_id)
-WHERE s.institution_id IS NOT NULL OR b.cash <> b.owed OR b.negative IS NOT NULL
+WHERE s.institution_id IS NOT NULL OR b.cash <> b.owed OR b.negative > 0
 """
 
 # Exactly, in the suspect institutions: transactions without the postings they say they have or whose
@@ -98,6 +98,12 @@ WHERE a.institution_id = ANY(:suspects)
 """
 
 
+_NEGATIVE = """
+SELECT institution_id, id, code, balance FROM account
+WHERE institution_id = ANY(:institutions) AND NOT allow_negative AND balance < 0
+"""
+
+
 def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
     """Unbalanced transactions, cached balances that drifted from their postings, forbidden negative
     balances, and institutions whose custody cash is not what they owe (when nothing above explains it)."""
@@ -107,16 +113,18 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
     suspects = [inst for inst, suspect, *_ in rows if suspect]
     if suspects:
         _suspect_findings(session, suspects, findings)
-    for inst, _, _, _, negative in rows:
-        for account, code, balance in chain.from_iterable(negative or []):
-            findings[("ledger_negative_balance", account)] = Finding(
-                "ledger_negative_balance",
-                Severity.RED,
-                inst,
-                account,
-                f"account {code} may not go below zero but holds {balance} fen",
-                {"code": code, "balance_fen": balance},
-            )
+    negative = [inst for inst, _, _, _, below in rows if below]
+    for inst, account, code, balance in (
+        session.execute(text(_NEGATIVE), {"institutions": negative}) if negative else ()
+    ):
+        findings[("ledger_negative_balance", str(account))] = Finding(
+            "ledger_negative_balance",
+            Severity.RED,
+            inst,
+            str(account),
+            f"account {code} may not go below zero but holds {balance} fen",
+            {"code": code, "balance_fen": balance},
+        )
     explained = {f.institution_id for f in findings.values()}
     for inst, _, cash, owed, _ in rows:
         if cash is not None and cash != owed and inst not in explained:  # an echo of a fault above is not another
