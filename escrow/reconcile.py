@@ -124,8 +124,7 @@ _BOOKS = """
 CREATE TEMP TABLE recon_books ON COMMIT DROP AS
 SELECT d.institution_id,
        coalesce(sum(a.posted) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
-       coalesce(sum(a.posted) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family,
-       false AS recounted
+       coalesce(sum(a.posted) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
 FROM (SELECT DISTINCT institution_id FROM recon_due) d
 CROSS JOIN LATERAL (SELECT code, balance * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END AS posted
                     FROM account WHERE institution_id = d.institution_id) a  -- the sum of its postings
@@ -136,7 +135,7 @@ GROUP BY d.institution_id
 # the postings of each account read from posting_by_account, which holds their amounts (neither the
 # table nor journal_transaction is visited)
 _RECOUNT = """
-UPDATE recon_books b SET custody = x.custody, family = x.family, recounted = true
+UPDATE recon_books b SET custody = x.custody, family = x.family
 FROM (SELECT a.institution_id,
              coalesce(sum(s.total) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
              coalesce(sum(s.total) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0)
@@ -150,6 +149,7 @@ FROM (SELECT a.institution_id,
       WHERE a.code = 'custody_cash' OR a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'
       GROUP BY a.institution_id) x
 WHERE b.institution_id = x.institution_id
+RETURNING b.institution_id
 """
 
 _AFTER_LEGS = """
@@ -181,9 +181,12 @@ LEFT JOIN recon_books b ON b.institution_id = d.institution_id
 LEFT JOIN (SELECT d.id, sum(m.custody) AS custody, sum(m.family) AS family FROM recon_due d
            JOIN recon_after_sum m ON m.institution_id = d.institution_id AND m.effective_at >= d.day_end
            GROUP BY d.id) l ON l.id = d.id
-WHERE s.institution_id = d.institution_id AND s.id = d.id AND (b.recounted OR NOT :recounted_only)
+WHERE s.institution_id = d.institution_id AND s.id = d.id
 """
 
+
+# the statements of the institutions recounted are stored again; the others are done
+_ONLY_RECOUNTED = "DELETE FROM recon_due WHERE institution_id <> ALL(:recounted)"
 
 _TABLES = "recon_due, recon_day, recon_after, recon_move, recon_line, recon_books, recon_after_leg, recon_after_sum"
 
@@ -212,9 +215,11 @@ def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
     session.execute(text("ANALYZE recon_after_leg"))
     session.execute(text(_AFTER_SUMS))
     session.execute(text("ANALYZE recon_after_sum"))
-    statements = session.execute(text(_STORE), {**params, "recounted_only": False}).rowcount  # type: ignore[attr-defined]
-    if session.execute(text(_RECOUNT)).rowcount:  # type: ignore[attr-defined]
-        session.execute(text(_STORE), {**params, "recounted_only": True})
+    statements = session.execute(text(_STORE), params).rowcount  # type: ignore[attr-defined]
+    recounted = list(session.scalars(text(_RECOUNT)))
+    if recounted:
+        session.execute(text(_ONLY_RECOUNTED), {"recounted": recounted})
+        session.execute(text(_STORE), params)
     session.execute(text(f"DROP TABLE {_TABLES}"))
     return {"statements": statements, "matched_one_to_one": one, "matched_many_to_one": many}
 
