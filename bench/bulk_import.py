@@ -108,10 +108,11 @@ def in_process(url: str, schools: list[School], tag: str, items: int, batch: int
     try:
         started = time.perf_counter()
         for school, rows in plan:
-            caller = Caller(token_id=new_id(), role=Role.INSTITUTION, institution_id=UUID(school.id))
+            institution_id = UUID(school.id)
+            caller = Caller(token_id=new_id(), role=Role.INSTITUTION, institution_id=institution_id)
             with db.begin() as session:
                 done = import_collections(
-                    session, caller=caller, institution_id=caller.institution_id, items=rows, now=datetime.now(UTC)
+                    session, caller=caller, institution_id=institution_id, items=rows, now=datetime.now(UTC)
                 )
             assert not any(d.replayed for d in done)
         return items / (time.perf_counter() - started)
