@@ -112,6 +112,7 @@ WHERE m.institution_id = r.institution_id AND m.transaction_id = r.transaction_i
 DELETE FROM recon_line r USING statement_match m WHERE m.institution_id = r.institution_id AND m.line_id = r.id
 """
 
+
 # What the ledger says at the end of each due day: custody cash, and what families are owed (prepaid and
 # refund_payable), as the accounts' cached balances less the postings of the transactions effective since
 # the day ended (recon_after, the last days only). The job reads one snapshot throughout
@@ -120,37 +121,37 @@ DELETE FROM recon_line r USING statement_match m WHERE m.institution_id = r.inst
 # there alone, and not again as the bank's difference, every institution whose figures would raise an
 # alert here or in the risk rules (the bank's closing balance is not the ledger's, or is below what
 # families are owed) has them summed again from its postings (_RECOUNT), and stored again.
-_BOOKS = """
-CREATE TEMP TABLE recon_books ON COMMIT DROP AS
+def _figures(institutions: str, posted: str) -> str:
+    """Custody cash and what families are owed, per institution of the `institutions` subquery, with each
+    account's postings summed as `posted` (an expression over the account `a`)."""
+    family = "a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'"
+    return f"""
 SELECT d.institution_id,
        coalesce(sum(a.posted) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
-       coalesce(sum(a.posted) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
-FROM (SELECT DISTINCT institution_id FROM recon_due) d
-CROSS JOIN LATERAL (SELECT code, balance * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END AS posted
-                    FROM account WHERE institution_id = d.institution_id) a  -- the sum of its postings
-WHERE a.code = 'custody_cash' OR a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'
+       coalesce(sum(a.posted) FILTER (WHERE {family}), 0) AS family
+FROM ({institutions}) d
+CROSS JOIN LATERAL (SELECT a.code, {posted} AS posted FROM account a
+                    WHERE a.institution_id = d.institution_id AND (a.code = 'custody_cash' OR {family})) a
 GROUP BY d.institution_id
-"""
+"""  # noqa: S608 (constant parts only)
+
+
+_BOOKS = "CREATE TEMP TABLE recon_books ON COMMIT DROP AS" + _figures(  # noqa: S608
+    "SELECT DISTINCT institution_id FROM recon_due", "a.balance * CASE a.normal_side WHEN 'debit' THEN 1 ELSE -1 END"
+)
 
 # the postings of each account read from posting_by_account, which holds their amounts (neither the
 # table nor journal_transaction is visited)
-_RECOUNT = """
-UPDATE recon_books b SET custody = x.custody, family = x.family
-FROM (SELECT a.institution_id,
-             coalesce(sum(s.total) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
-             coalesce(sum(s.total) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0)
-                 AS family
-      FROM (SELECT DISTINCT s.institution_id FROM recon_due d
-            JOIN bank_statement s ON s.institution_id = d.institution_id AND s.id = d.id
-            WHERE s.closing_fen <> s.ledger_closing_fen OR s.closing_fen < s.family_owed_fen) r
-      JOIN account a ON a.institution_id = r.institution_id
-      CROSS JOIN LATERAL (SELECT sum(p.amount) AS total FROM posting p
-                          WHERE p.institution_id = a.institution_id AND p.account_id = a.id) s
-      WHERE a.code = 'custody_cash' OR a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'
-      GROUP BY a.institution_id) x
-WHERE b.institution_id = x.institution_id
-RETURNING b.institution_id
-"""
+_RECOUNT = (
+    "UPDATE recon_books b SET custody = x.custody, family = x.family FROM ("  # noqa: S608
+    + _figures(
+        "SELECT DISTINCT s.institution_id FROM recon_due d"
+        " JOIN bank_statement s ON s.institution_id = d.institution_id AND s.id = d.id"
+        " WHERE s.closing_fen <> s.ledger_closing_fen OR s.closing_fen < s.family_owed_fen",
+        "(SELECT sum(p.amount) FROM posting p WHERE p.institution_id = a.institution_id AND p.account_id = a.id)",
+    )
+    + ") x WHERE b.institution_id = x.institution_id RETURNING b.institution_id"
+)
 
 _AFTER_LEGS = """
 CREATE TEMP TABLE recon_after_leg ON COMMIT DROP AS
