@@ -308,3 +308,31 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(api: Api) -> None:
     assert api.call("POST", path, token, good, **key).status_code == 201
     refused(409, "conflict", api.call("POST", path, token, good, **{"Idempotency-Key": "bad-3"}))  # same bank slip
     assert json.loads(api.call("GET", f"/institutions/{inst}/balances", token).text)["held_fen"] == 1_000
+
+
+def test_a_write_refused_at_commit_is_a_problem_and_leaves_nothing(api: Api) -> None:
+    """The endpoint commits before the response goes out: a commit PostgreSQL refuses (here a deferred
+    check raising a serialization failure) is a 503 to retry, never a 201 for something not stored."""
+    inst, token = school(api)
+    refuse = (
+        "CREATE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'serialization_failure'; END $$;"
+        " CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON course DEFERRABLE INITIALLY DEFERRED"
+        " FOR EACH ROW WHEN (NEW.name = 'Refused at commit') EXECUTE FUNCTION test_refuse_at_commit()"
+    )
+    with api.db.begin() as s:
+        s.execute(text(refuse))
+    try:
+        before = counts(api.db)
+        body = {"name": "Refused at commit", "category": "non_subject", "unit_price_fen": 5_000}
+        r = api.call("POST", f"/institutions/{inst}/courses", token, body)
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "database_unavailable" and r.headers["Retry-After"] == "1"
+        assert counts(api.db) == before
+        # the same worker goes on serving: the next write commits
+        ok = api.call("POST", f"/institutions/{inst}/courses", token, {**body, "name": "Chess"})
+        assert ok.status_code == 201, ok.text
+    finally:
+        with api.db.begin() as s:
+            s.execute(text("DROP TRIGGER test_refuse_at_commit ON course; DROP FUNCTION test_refuse_at_commit()"))
