@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from escrow.alerts import Finding, Severity
@@ -16,23 +18,23 @@ LEDGER_RULES = ("ledger_unbalanced", "ledger_balance_drift", "ledger_negative_ba
 
 
 # One pass over every posting, grouped by institution and currency, decides where to look. With h and k
-# 30-bit hashes of the ids, salted anew on every run, it sums each posting's amount weighted by
-# h(transaction) + k(account), counts the postings and sums h(transaction) over them. If every
-# transaction balances per currency, the h terms of the weighted sum cancel; if every cached balance is
-# its postings' sum, the k terms equal the accounts' balances weighted by k; if every transaction has the
-# postings it says it has (journal_transaction.legs), the count and the h sum equal the transactions'
-# legs and legs x h. These equalities hold exactly on sound books, so a difference is always a real
-# fault; a fault is missed only if its terms cancel by chance, at most one chance in 2^30 per run, drawn
-# afresh on the next. The institutions where they fail are then checked exactly, transaction by
-# transaction and account by account. Amounts are split in 32-bit halves so that every product fits a
-# bigint (and sums of bigints are exact in PostgreSQL). One pass costs about twice the bare aggregate.
-# The same statement reads the accounts once for the rest: forbidden negatives, custody cash against owed.
+# 29-bit hashes of the ids, salted anew on every run, it sums each posting's amount weighted by
+# h(transaction) + k(account), and h(transaction) alone. If every transaction balances per currency, the
+# h terms of the weighted sum cancel; if every cached balance is its postings' sum, the k terms equal the
+# accounts' balances weighted by k; if every transaction has the postings it says it has
+# (journal_transaction.legs), the h sum equals the transactions' legs x h. These equalities hold exactly
+# on sound books, so a difference is always a real fault; a fault is missed only if its terms cancel by
+# chance, at most one chance in 2^29 per run, drawn afresh on the next. The institutions where they fail
+# are then checked exactly, transaction by transaction and account by account. Sums of bigints are exact
+# in PostgreSQL; each product fits a bigint while an amount is below 2^33 fen (85.9 million yuan), and a
+# larger one makes PostgreSQL refuse the product, so the pass is made again with amounts split in 32-bit
+# halves (_BY_HALVES), exact for any amount. The same statement reads the accounts once for the rest:
+# forbidden negatives, custody cash against owed.
 _LEDGER = """
 WITH p AS MATERIALIZED (
-    SELECT institution_id, currency, count(*) AS n, sum(h) AS h,
-           sum((amount >> 32) * (h + k)) * 4294967296 + sum((amount & 4294967295) * (h + k)) AS weighted
-    FROM (SELECT institution_id, currency, amount, uuid_hash_extended(transaction_id, :salt) & 1073741823 AS h,
-                 uuid_hash_extended(account_id, :salt + 1) & 1073741823 AS k
+    SELECT institution_id, currency, sum(h) AS h, {weighted} AS weighted
+    FROM (SELECT institution_id, currency, amount, uuid_hash_extended(transaction_id, :salt) & 536870911 AS h,
+                 uuid_hash_extended(account_id, :salt + 1) & 536870911 AS k
           FROM posting) legs
     GROUP BY institution_id, currency
 ), a AS MATERIALIZED (
@@ -43,21 +45,21 @@ WITH p AS MATERIALIZED (
                                 OR code IN ('releasable', 'payout_pending')) AS owed,
            count(*) FILTER (WHERE NOT allow_negative AND balance < 0) AS negative
     FROM (SELECT institution_id, currency, code, balance, allow_negative,  -- k signed: balances read as postings
-                 (uuid_hash_extended(id, :salt + 1) & 1073741823) * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END
+                 (uuid_hash_extended(id, :salt + 1) & 536870911) * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END
                      AS k
           FROM account) accounts
     GROUP BY institution_id, currency
 ), t AS (
-    SELECT institution_id, sum(legs) AS n, sum(legs * (uuid_hash_extended(id, :salt) & 1073741823)) AS h
+    SELECT institution_id, sum(legs * (uuid_hash_extended(id, :salt) & 536870911)) AS h
     FROM journal_transaction GROUP BY institution_id
 ), suspect AS (
     SELECT coalesce(p.institution_id, a.institution_id) AS institution_id
     FROM p FULL JOIN a USING (institution_id, currency) WHERE coalesce(p.weighted, 0) <> coalesce(a.weighted, 0)
     UNION
     SELECT coalesce(p.institution_id, t.institution_id)
-    FROM (SELECT institution_id, sum(n) AS n, sum(h) AS h FROM p GROUP BY institution_id) p
+    FROM (SELECT institution_id, sum(h) AS h FROM p GROUP BY institution_id) p
     FULL JOIN t USING (institution_id)
-    WHERE p.n IS DISTINCT FROM t.n OR p.h IS DISTINCT FROM t.h
+    WHERE p.h IS DISTINCT FROM t.h
 ), books AS (
     SELECT institution_id, coalesce(sum(cash), 0) AS cash, coalesce(sum(owed), 0) AS owed, sum(negative) AS negative
     FROM a GROUP BY institution_id
@@ -66,6 +68,11 @@ SELECT coalesce(b.institution_id, s.institution_id), s.institution_id IS NOT NUL
 FROM books b FULL JOIN suspect s USING (institution_id)
 WHERE s.institution_id IS NOT NULL OR b.cash <> b.owed OR b.negative > 0
 """
+_BY_PRODUCT = text(_LEDGER.format(weighted="sum(amount * (h + k))"))
+_BY_HALVES = text(
+    _LEDGER.format(weighted="sum((amount >> 32) * (h + k)) * 4294967296 + sum((amount & 4294967295) * (h + k))")
+)
+_OUT_OF_RANGE = "22003"  # numeric_value_out_of_range: a product too large for a bigint
 
 # Exactly, in the suspect institutions: transactions without the postings they say they have or whose
 # postings do not cancel per currency, and postings of a transaction that does not exist.
@@ -109,7 +116,7 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
     balances, and institutions whose custody cash is not what they owe (when nothing above explains it)."""
     findings: dict[tuple[str, str], Finding] = {}
     salt = secrets.randbits(62)  # drawn anew each run: no fault can be shaped to cancel out
-    rows = session.execute(text(_LEDGER), {"salt": salt}).all()
+    rows = _ledger_rows(session, salt)
     suspects = [inst for inst, suspect, *_ in rows if suspect]
     if suspects:
         _suspect_findings(session, suspects, findings)
@@ -137,6 +144,17 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
                 {"custody_cash_fen": cash, "owed_fen": owed},
             )
     return list(findings.values())
+
+
+def _ledger_rows(session: Session, salt: int) -> list[Any]:
+    """The fingerprint pass by whole products; again by halves if some amount is too large for them."""
+    try:
+        with session.begin_nested():
+            return list(session.execute(_BY_PRODUCT, {"salt": salt}).all())
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != _OUT_OF_RANGE:
+            raise
+    return list(session.execute(_BY_HALVES, {"salt": salt}).all())
 
 
 def _suspect_findings(session: Session, suspects: list[UUID], findings: dict[tuple[str, str], Finding]) -> None:

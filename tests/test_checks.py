@@ -130,6 +130,21 @@ def move_one_fen(source: str, target: str) -> list[str]:
     ]
 
 
+def round_trip(fen: int, *, over_by: int = 0) -> list[str]:
+    """A transaction that moves `fen` from releasable to a family's prepaid account and back with `over_by`
+    fen more on the way back (unbalanced by that much, releasable's balance moved with its postings)."""
+    return [
+        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs) VALUES (:i, :t, 'x', now(), 4)",
+        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"
+        f" VALUES (:i, :t, {RELEASABLE}, 'CNY', {fen}), (:i, :t, {PREPAID}, 'CNY', {-fen}),"
+        f" (:i, :t, {PREPAID}, 'CNY', {fen}), (:i, :t, {RELEASABLE}, 'CNY', {-fen - over_by})",
+        f"UPDATE account SET balance = balance + {over_by} WHERE id = {RELEASABLE}",
+    ]
+
+
+BEYOND_PRODUCTS = 2**40  # fen: amount x hash no longer fits a bigint, so the checks sum in halves
+
+
 RELEASE = "(SELECT id FROM journal_transaction WHERE institution_id = :i AND kind = 'class_released' LIMIT 1)"
 
 
@@ -146,6 +161,10 @@ RELEASE = "(SELECT id FROM journal_transaction WHERE institution_id = :i AND kin
                 f" SELECT :i, :t, id, 'CNY', -1 FROM account WHERE id = {RELEASABLE}",
                 f"UPDATE account SET balance = balance + 1 WHERE id = {RELEASABLE}",
             ],
+        ),
+        (  # the same with amounts too large to multiply by a hash in a bigint
+            "ledger_unbalanced",
+            round_trip(BEYOND_PRODUCTS, over_by=1),
         ),
         (  # a transaction that says it has more postings than it has
             "ledger_unbalanced",
@@ -202,6 +221,14 @@ def test_each_planted_fault_raises_exactly_one_alert_of_its_rule(
     again = check(engine)
     assert raised(again) == 0, again  # still on: no new alert
     assert alerts(engine) == [(rule, "red")]
+
+
+def test_amounts_too_large_for_a_bigint_product_are_summed_exactly(books: tuple[Engine, dict[str, UUID]]) -> None:
+    engine, places = books
+    plant(engine, *round_trip(BEYOND_PRODUCTS), i=places["A"], t=new_id())
+    found = check(engine)
+    assert found["check_invariants"]["findings"] == 0, found
+    assert alerts(engine) == []
 
 
 def test_postings_moved_to_a_transaction_that_does_not_exist_are_found_on_both_ends(
