@@ -212,6 +212,7 @@ def reconcile(session: Session, *, now: datetime) -> dict[str, int]:
     many = session.execute(text(_MANY_TO_ONE), params).rowcount  # type: ignore[attr-defined]
     session.execute(text(_FORGET_MATCHED))
     session.execute(text(_BOOKS))
+    session.execute(text("ANALYZE recon_books"))
     session.execute(text(_AFTER_LEGS))
     session.execute(text("ANALYZE recon_after_leg"))
     session.execute(text(_AFTER_SUMS))
