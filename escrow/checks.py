@@ -150,6 +150,7 @@ def _ledger_rows(session: Session, salt: int) -> list[Any]:
     """The fingerprint pass by whole products; again by halves if some amount is too large for them."""
     # The transactions' legs are read from journal_transaction_legs, a fifth of the table's size; priced as
     # random reads from disk, its pages look dearer to PostgreSQL than the table's, which are in memory too.
+    priced = session.scalar(text("SELECT current_setting('random_page_cost')"))
     session.execute(text("SET LOCAL random_page_cost = 1.1"))
     try:
         with session.begin_nested():
@@ -158,7 +159,7 @@ def _ledger_rows(session: Session, salt: int) -> list[Any]:
         if getattr(exc.orig, "pgcode", None) != _OUT_OF_RANGE:
             raise
         rows = list(session.execute(_BY_HALVES, {"salt": salt}).all())
-    session.execute(text("RESET random_page_cost"))
+    session.execute(text("SELECT set_config('random_page_cost', :priced, true)"), {"priced": priced})
     return rows
 
 
