@@ -119,12 +119,20 @@ PREPAID = "(SELECT id FROM account WHERE institution_id = :i AND code LIKE 'prep
 RESERVE = "(SELECT id FROM account WHERE institution_id = :i AND code = 'reserve_deposit')"
 
 
+def transaction(*legs: tuple[str, int]) -> list[str]:
+    """A journal transaction :t with these (account, amount) postings, written as they stand; balances untouched."""
+    values = ", ".join(f"(:i, :t, {account}, 'CNY', {amount})" for account, amount in legs)
+    return [
+        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs)"
+        f" VALUES (:i, :t, 'x', now(), {len(legs)})",
+        f"INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount) VALUES {values}",
+    ]
+
+
 def move_one_fen(source: str, target: str) -> list[str]:
     """A balanced transaction, as it says, from one credit account to another, with both balances moved."""
     return [
-        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs) VALUES (:i, :t, 'x', now(), 2)",
-        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"
-        f" VALUES (:i, :t, {source}, 'CNY', 1), (:i, :t, {target}, 'CNY', -1)",
+        *transaction((source, 1), (target, -1)),
         f"UPDATE account SET balance = balance - 1 WHERE id = {source}",
         f"UPDATE account SET balance = balance + 1 WHERE id = {target}",
     ]
@@ -134,10 +142,7 @@ def round_trip(fen: int, *, over_by: int = 0) -> list[str]:
     """A transaction that moves `fen` from releasable to a family's prepaid account and back with `over_by`
     fen more on the way back (unbalanced by that much, releasable's balance moved with its postings)."""
     return [
-        "INSERT INTO journal_transaction (institution_id, id, kind, effective_at, legs) VALUES (:i, :t, 'x', now(), 4)",
-        "INSERT INTO posting (institution_id, transaction_id, account_id, currency, amount)"
-        f" VALUES (:i, :t, {RELEASABLE}, 'CNY', {fen}), (:i, :t, {PREPAID}, 'CNY', {-fen}),"
-        f" (:i, :t, {PREPAID}, 'CNY', {fen}), (:i, :t, {RELEASABLE}, 'CNY', {-fen - over_by})",
+        *transaction((RELEASABLE, fen), (PREPAID, -fen), (PREPAID, fen), (RELEASABLE, -fen - over_by)),
         f"UPDATE account SET balance = balance + {over_by} WHERE id = {RELEASABLE}",
     ]
 
