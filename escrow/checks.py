@@ -64,7 +64,8 @@ WITH p AS MATERIALIZED (
     SELECT institution_id, coalesce(sum(cash), 0) AS cash, coalesce(sum(owed), 0) AS owed, sum(negative) AS negative
     FROM a GROUP BY institution_id
 )
-SELECT coalesce(b.institution_id, s.institution_id), s.institution_id IS NOT NULL, b.cash, b.owed, b.negative > 0
+SELECT coalesce(b.institution_id, s.institution_id) AS institution_id, s.institution_id IS NOT NULL AS suspect,
+       b.cash, b.owed, b.negative > 0 AS negative
 FROM books b FULL JOIN suspect s USING (institution_id)
 WHERE s.institution_id IS NOT NULL OR b.cash <> b.owed OR b.negative > 0
 """
@@ -117,10 +118,10 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
     findings: dict[tuple[str, str], Finding] = {}
     salt = secrets.randbits(62)  # drawn anew each run: no fault can be shaped to cancel out
     rows = _ledger_rows(session, salt)
-    suspects = [inst for inst, suspect, *_ in rows if suspect]
+    suspects = [row.institution_id for row in rows if row.suspect]
     if suspects:
         _suspect_findings(session, suspects, findings)
-    negative = [inst for inst, _, _, _, below in rows if below]
+    negative = [row.institution_id for row in rows if row.negative]
     for inst, account, code, balance in (
         session.execute(text(_NEGATIVE), {"institutions": negative}) if negative else ()
     ):
@@ -133,15 +134,15 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
             {"code": code, "balance_fen": balance},
         )
     explained = {f.institution_id for f in findings.values()}
-    for inst, _, cash, owed, _ in rows:
-        if cash is not None and cash != owed and inst not in explained:  # an echo of a fault above is not another
-            findings[("custody_identity_broken", str(inst))] = Finding(
+    for row in rows:  # an echo of a fault above is not another
+        if row.cash is not None and row.cash != row.owed and row.institution_id not in explained:
+            findings[("custody_identity_broken", str(row.institution_id))] = Finding(
                 "custody_identity_broken",
                 Severity.RED,
-                inst,
+                row.institution_id,
                 "",
-                f"custody cash {cash} fen is not what the institution owes ({owed} fen)",
-                {"custody_cash_fen": cash, "owed_fen": owed},
+                f"custody cash {row.cash} fen is not what the institution owes ({row.owed} fen)",
+                {"custody_cash_fen": row.cash, "owed_fen": row.owed},
             )
     return list(findings.values())
 
