@@ -3,6 +3,7 @@ confirmed after the policy's working days of silence; a dispute is resolved by t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from uuid import UUID
 
@@ -227,13 +228,17 @@ def resolve_dispute(
     )
 
 
-def deem_classes_confirmed(session: Session, *, now: datetime) -> list[UUID]:
-    """Confirm every class whose parent stayed silent past its confirm_by date; safe to run again."""
-    contracts = session.execute(
-        select(ClassRecord.institution_id, ClassRecord.contract_id)
-        .where(ClassRecord.status == "pending", ClassRecord.confirm_by < now.date())
-        .distinct()
-    ).all()
+def deem_classes_confirmed(
+    session: Session, *, now: datetime, institution_ids: Collection[UUID] | None = None
+) -> list[UUID]:
+    """Confirm every class whose parent stayed silent past its confirm_by date (of these institutions only,
+    when given); safe to run again."""
+    query = select(ClassRecord.institution_id, ClassRecord.contract_id).where(
+        ClassRecord.status == "pending", ClassRecord.confirm_by < now.date()
+    )
+    if institution_ids is not None:
+        query = query.where(ClassRecord.institution_id.in_(institution_ids))
+    contracts = session.execute(query.distinct()).all()
     deemed: list[UUID] = []
     for institution_id, contract_id in contracts:
         contract = session.get_one(Contract, (institution_id, contract_id), with_for_update={"key_share": True})

@@ -8,9 +8,10 @@ rounding never leaves a remainder behind: the last class takes what is left.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from escrow.audit import SYSTEM, note
@@ -90,78 +91,82 @@ def held_fen(session: Session, contract: Contract) -> int:
     )
 
 
-def _release_state(session: Session, contract: Contract) -> tuple[bool, int, int, int, UUID]:
-    """In one statement: whether release is held back, paid fen, released hours, released fen, releasable."""
-    institution_id, contract_id = contract.institution_id, contract.id
-    classes = (ClassRecord.institution_id == institution_id, ClassRecord.contract_id == contract_id)
-    open_refund = (
+_CLASS = cast(Table, ClassRecord.__table__)
+_OF_CONTRACT = (
+    _CLASS.c.institution_id == bindparam("p_institution_id"),
+    _CLASS.c.contract_id == bindparam("p_contract_id"),
+)
+# Built once: every confirmation runs both, and building a statement costs more than running it
+_WAITING = (
+    select(ClassRecord)
+    .where(*_OF_CONTRACT, ClassRecord.status == "confirmed", ClassRecord.amount_fen.is_(None))
+    .order_by(ClassRecord.given_on, ClassRecord.id)
+)
+_RELEASE_STATE = select(
+    or_(  # an open refund request or an open dispute holds back release for the whole contract
         select(RefundRequest.id)
         .where(
-            RefundRequest.institution_id == institution_id,
-            RefundRequest.contract_id == contract_id,
+            RefundRequest.institution_id == bindparam("p_institution_id"),
+            RefundRequest.contract_id == bindparam("p_contract_id"),
             RefundRequest.status == "open",
         )
-        .exists()
+        .exists(),
+        select(_CLASS.c.id).where(*_OF_CONTRACT, _CLASS.c.status == "disputed", _CLASS.c.hours > 0).exists(),
+    ).label("blocked"),
+    select(func.coalesce(func.sum(Collection.amount_fen), 0))
+    .where(
+        Collection.institution_id == bindparam("p_institution_id"),
+        Collection.contract_id == bindparam("p_contract_id"),
     )
-    disputed = select(ClassRecord.id).where(*classes, ClassRecord.status == "disputed", ClassRecord.hours > 0).exists()
-    paid = (
-        select(func.coalesce(func.sum(Collection.amount_fen), 0))
-        .where(Collection.institution_id == institution_id, Collection.contract_id == contract_id)
-        .scalar_subquery()
-    )
-    done = select(
+    .scalar_subquery()
+    .label("paid"),
+    select(
         func.coalesce(
-            func.sum(ClassRecord.hours).filter(ClassRecord.status == "confirmed", ClassRecord.amount_fen.is_not(None)),
-            0,
-        ),
-        func.coalesce(func.sum(ClassRecord.amount_fen), 0),
-    ).where(*classes)
-    hours_done, released = done.subquery().c
-    releasable = (
-        select(Account.id)
-        .where(Account.institution_id == institution_id, Account.code == "releasable")
-        .scalar_subquery()
+            func.sum(_CLASS.c.hours).filter(_CLASS.c.status == "confirmed", _CLASS.c.amount_fen.is_not(None)), 0
+        )
     )
-    row = session.execute(select(or_(open_refund, disputed), paid, hours_done, released, releasable)).one()
-    return bool(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4]
+    .where(*_OF_CONTRACT)
+    .scalar_subquery()
+    .label("hours_done"),
+    select(func.coalesce(func.sum(_CLASS.c.amount_fen), 0)).where(*_OF_CONTRACT).scalar_subquery().label("released"),
+    select(Account.id)
+    .where(Account.institution_id == bindparam("p_institution_id"), Account.code == "releasable")
+    .scalar_subquery()
+    .label("releasable"),
+)
 
 
 def release_ready(session: Session, contract: Contract, now: datetime) -> int:
-    """Release every confirmed, unreleased class of the contract unless release is held back; fen released."""
-    waiting = session.scalars(
-        select(ClassRecord)
-        .where(
-            ClassRecord.institution_id == contract.institution_id,
-            ClassRecord.contract_id == contract.id,
-            ClassRecord.status == "confirmed",
-            ClassRecord.amount_fen.is_(None),
-        )
-        .order_by(ClassRecord.given_on, ClassRecord.id)
-    ).all()
+    """Release every confirmed, unreleased class of the contract unless release is held back; fen released.
+    The caller holds the contract's lock, so no other flow releases these classes meanwhile."""
+    ids = {"p_institution_id": contract.institution_id, "p_contract_id": contract.id}
+    waiting = session.scalars(_WAITING, ids).all()
     if not waiting:
         return 0
-    blocked, paid, hours_done, released_before, releasable = _release_state(session, contract)
-    if blocked:  # an open refund request or an open dispute holds back release for the whole contract
+    state = session.execute(_RELEASE_STATE, ids).one()
+    if state.blocked:
         return 0
+    paid, hours_done, released_before = int(state.paid), int(state.hours_done), int(state.released)
     total = total_hours(contract)
     moved = 0
     for record in waiting:
         hours_done += record.hours
         amount = share(paid, hours_done, total) - released_before  # released_before: what actually moved
         released_before += amount
-        record.amount_fen = amount
         if amount > 0:
             entry = post_transaction(
                 session,
                 institution_id=contract.institution_id,
                 kind="class_released",
-                legs=[debit(contract.prepaid_account_id, amount), credit(releasable, amount)],
+                legs=[debit(contract.prepaid_account_id, amount), credit(state.releasable, amount)],
                 idempotency=IdempotencyKey(LEDGER, f"release:{record.id}"),
                 effective_at=now,
                 metadata={"contract_id": str(contract.id), "class_id": str(record.id), "hours": record.hours},
+                unused_key=True,  # the class is unreleased (amount_fen NULL) under the contract's lock
             )
             record.release_transaction_id = entry.id
             moved += amount
+        record.amount_fen = amount  # set with the release, so one UPDATE records both
     session.flush()
     return moved
 

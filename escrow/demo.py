@@ -127,12 +127,7 @@ def seed_demo(
         district.contracts += contracts
         if n in bad_slots:
             district.bad[bad_slots[n]] = inst
-    with db.begin() as s:  # the scheduler's first pass over what the months left behind
-        deem_classes_confirmed(s, now=now)
-        deem_refunds_approved(s, now=now)
-        make_payouts(s, now=now)
     with db.begin() as s:
-        _bank_executes(s, random.Random(seed), now)
         district.tokens = _tokens(s, district)
     with db.begin() as s:
         _bank_delivers_statements(s, district, now)
@@ -150,6 +145,11 @@ def _seed_chunk(
         with db.begin() as s:
             rng = random.Random(f"{seed}-{n}")
             inst, collected, contracts = _seed_institution(s, rng, regulator, n, bad_slots.get(n, Behaviour.GOOD), now)
+            # the scheduler's first pass over what the months left behind, and the bank paying what it instructs
+            deem_classes_confirmed(s, now=now, institution_ids=[inst])
+            deem_refunds_approved(s, now=now, institution_ids=[inst])
+            make_payouts(s, now=now, institution_ids=[inst])
+            _bank_executes(s, rng, now, inst)
         done.append((n, inst, collected, contracts))
     engine.dispose()
     return done
@@ -338,15 +338,12 @@ def _classes(
             break
 
 
-def _bank_executes(s: Session, rng: random.Random, now: datetime) -> None:
+def _bank_executes(s: Session, rng: random.Random, now: datetime, institution_id: UUID) -> None:
     from sqlalchemy import select
 
     bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
     instructed = (
-        select(Payout)
-        .join(Institution, Institution.id == Payout.institution_id)
-        .where(Payout.status == "instructed", Institution.custody_bank == BANK)
-        .order_by(Payout.id)
+        select(Payout).where(Payout.institution_id == institution_id, Payout.status == "instructed").order_by(Payout.id)
     )
     for payout in s.scalars(instructed).all():
         if rng.random() < 0.97:

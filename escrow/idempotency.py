@@ -54,11 +54,27 @@ OUTCOME_SQL = (
     " WHERE institution_id = :institution_id AND caller = :p_caller AND key = :p_key"
 )
 _RECORD_OUTCOME = text(OUTCOME_SQL)
+# The key and its transaction in one row, for a key no earlier request can have used (see post_transaction)
+NEW_KEY_SQL = (
+    "INSERT INTO idempotency_record (institution_id, caller, key, request_hash, transaction_id)"
+    " VALUES (:institution_id, :p_caller, :p_key, :p_request_hash, :transaction_id)"
+)
 
 
 def outcome_params(key: IdempotencyKey, result: Mapping[str, Any] | None) -> dict[str, Any]:
     """OUTCOME_SQL's own parameters (it also takes :institution_id and :transaction_id)."""
     return {"p_caller": key.caller, "p_key": key.key, "p_outcome": None if result is None else json.dumps(dict(result))}
+
+
+def new_key_params(key: IdempotencyKey, request: Mapping[str, Any]) -> dict[str, Any]:
+    """NEW_KEY_SQL's own parameters (it also takes :institution_id and :transaction_id)."""
+    _check_key(key)
+    return {"p_caller": key.caller, "p_key": key.key, "p_request_hash": fingerprint(request)}
+
+
+def _check_key(key: IdempotencyKey) -> None:
+    if not _KEY.match(key.key):
+        raise InvalidRequest("an idempotency key is 1 to 255 printable ASCII characters without spaces", key=key.key)
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:
@@ -71,8 +87,7 @@ def claim_key(
     session: Session, *, institution_id: UUID, key: IdempotencyKey, request: Mapping[str, Any]
 ) -> IdempotencyRecord | None:
     """Reserve `key` for `request`. None: first use, go ahead. A record: the earlier result to replay."""
-    if not _KEY.match(key.key):
-        raise InvalidRequest("an idempotency key is 1 to 255 printable ASCII characters without spaces", key=key.key)
+    _check_key(key)
     request_hash = fingerprint(request)
     claimed = session.execute(
         _CLAIM,

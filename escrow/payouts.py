@@ -4,6 +4,7 @@ request), refunds go to families; cash leaves custody only when the bank confirm
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -27,13 +28,15 @@ from escrow.policy import Policy, ReleaseCadence
 from escrow.records import ClassRecord, Contract, Institution, Payout
 
 
-def make_payouts(session: Session, *, now: datetime) -> list[UUID]:
-    """The scheduled run: instruct every release that is due under each jurisdiction's cadence."""
-    institutions = session.scalars(
-        select(ClassRecord.institution_id)
-        .where(ClassRecord.release_transaction_id.is_not(None), ClassRecord.payout_id.is_(None))
-        .distinct()
-    ).all()
+def make_payouts(session: Session, *, now: datetime, institution_ids: Collection[UUID] | None = None) -> list[UUID]:
+    """The scheduled run: instruct every release that is due under each jurisdiction's cadence (to these
+    institutions only, when given)."""
+    query = select(ClassRecord.institution_id).where(
+        ClassRecord.release_transaction_id.is_not(None), ClassRecord.payout_id.is_(None)
+    )
+    if institution_ids is not None:
+        query = query.where(ClassRecord.institution_id.in_(institution_ids))
+    institutions = session.scalars(query.distinct()).all()
     made = []
     for institution_id in institutions:
         institution = session.get_one(Institution, institution_id, with_for_update={"key_share": True})

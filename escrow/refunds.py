@@ -3,6 +3,7 @@ policy's working days, or the request is deemed approved. A hold never blocks a 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
 
@@ -107,13 +108,17 @@ def decide_refund(
     )
 
 
-def deem_refunds_approved(session: Session, *, now: datetime) -> list[UUID]:
-    """Approve every request the institution left unanswered past respond_by; safe to run again."""
-    due = session.execute(
-        select(RefundRequest.institution_id, RefundRequest.id).where(
-            RefundRequest.status == "open", RefundRequest.respond_by < now.date()
-        )
-    ).all()
+def deem_refunds_approved(
+    session: Session, *, now: datetime, institution_ids: Collection[UUID] | None = None
+) -> list[UUID]:
+    """Approve every request the institution left unanswered past respond_by (of these institutions only,
+    when given); safe to run again."""
+    query = select(RefundRequest.institution_id, RefundRequest.id).where(
+        RefundRequest.status == "open", RefundRequest.respond_by < now.date()
+    )
+    if institution_ids is not None:
+        query = query.where(RefundRequest.institution_id.in_(institution_ids))
+    due = session.execute(query).all()
     deemed = []
     for institution_id, request_id in due:
         contract_id = session.scalar(

@@ -27,7 +27,7 @@ from escrow.errors import (
     NotFound,
     UnbalancedTransaction,
 )
-from escrow.idempotency import OUTCOME_SQL, IdempotencyKey, claim_key, outcome_params
+from escrow.idempotency import NEW_KEY_SQL, OUTCOME_SQL, IdempotencyKey, claim_key, new_key_params, outcome_params
 from escrow.ids import new_id
 from escrow.ledger.model import (
     AccountState,
@@ -103,8 +103,12 @@ def post_transaction(
     idempotency: IdempotencyKey,
     effective_at: datetime | None = None,
     metadata: Mapping[str, Any] | None = None,
+    unused_key: bool = False,
 ) -> JournalEntry:
-    """Post balanced legs as one journal transaction, once per idempotency key."""
+    """Post balanced legs as one journal transaction, once per idempotency key. With `unused_key` (the
+    caller holds the lock that makes a replay impossible) the key is written by the statement that writes
+    the postings instead of claimed before them: two round trips fewer, and a used key is still refused,
+    by the key's primary key."""
     request = {
         "operation": "post",
         "kind": kind,
@@ -112,19 +116,22 @@ def post_transaction(
         "effective_at": effective_at,
         "metadata": metadata,
     }
-    earlier = claim_key(session, institution_id=institution_id, key=idempotency, request=request)
-    if earlier is not None:
-        return _replay(session, institution_id, earlier.transaction_id)
-    entry = record_entry(
+    if unused_key:
+        key_write = AlsoWrite(NEW_KEY_SQL, new_key_params(idempotency, request))
+    else:
+        earlier = claim_key(session, institution_id=institution_id, key=idempotency, request=request)
+        if earlier is not None:
+            return _replay(session, institution_id, earlier.transaction_id)
+        key_write = outcome_write(idempotency)
+    return record_entry(
         session,
         institution_id=institution_id,
         kind=kind,
         legs=legs,
         effective_at=effective_at,
         metadata=metadata or {},
-        also=[outcome_write(idempotency)],
+        also=[key_write],
     )
-    return entry
 
 
 def reverse_transaction(
