@@ -188,6 +188,29 @@ def test_an_account_of_another_institution_is_not_found(db: sessionmaker[Session
     assert balances(db, other) == {"prepaid:c1": 0}
 
 
+def test_an_account_whose_opening_rolled_back_is_not_posted_to(db: sessionmaker[Session], institution: UUID) -> None:
+    """The engine keeps what it read of accounts with the database connection; an account opened by a
+    transaction that rolled back is refused to the next one on that connection, whichever way it posts."""
+    with db.begin() as s:
+        cash = asset(s, institution, "custody_cash")
+    with db.kw["bind"].connect() as conn:
+        for n, lowers_ghost in enumerate((False, True)):
+            with Session(bind=conn) as s:  # opened, posted to (so known to the connection), rolled back
+                ghost = liability(s, institution, f"prepaid:ghost-{n}")
+                post(s, institution, "collection", debit(cash.id, 100), credit(ghost.id, 100))
+            conn.rollback()
+            legs = (
+                (debit(ghost.id, 100), credit(cash.id, 100))
+                if lowers_ghost
+                else (debit(cash.id, 100), credit(ghost.id, 100))
+            )
+            with Session(bind=conn) as s, pytest.raises(UnbalancedTransaction) as refused:
+                post(s, institution, "collection", *legs)
+            conn.rollback()
+            assert f"account {ghost.id} does not exist in this institution" in refused.value.detail
+    assert balances(db, institution) == {"custody_cash": 0}
+
+
 def test_opening_an_account_twice_returns_it_and_refuses_a_different_one(
     db: sessionmaker[Session], institution: UUID
 ) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 from uuid import UUID
 
 from sqlalchemy import Table, TextClause, bindparam, func, select, text
@@ -357,6 +357,35 @@ def read_accounts(session: Session, institution_id: UUID, account_ids: Collectio
     return _account_states(session.execute(_READ_ACCOUNTS, _ids(institution_id, account_ids)))
 
 
+KNOWN_ACCOUNTS = 10_000  # per database connection: the accounts of its recent postings
+
+
+def known_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
+    """The accounts' identity, side, currency and floor, which PostgreSQL never lets change (see
+    ledger_guard_account): read once per database connection and kept with it. Their balances are as first
+    read, so funds are checked only against lock_accounts'."""
+    known: dict[tuple[UUID, UUID], AccountState] = session.connection().info.setdefault("ledger_accounts", {})
+    missing = [a for a in account_ids if (institution_id, a) not in known]
+    if missing:
+        for account in read_accounts(session, institution_id, missing).values():
+            known[institution_id, account.id] = account
+        while len(known) > KNOWN_ACCOUNTS:  # the oldest go first
+            del known[next(iter(known))]
+    return {a: known[institution_id, a] for a in account_ids if (institution_id, a) in known}
+
+
+def _vanished(session: Session, institution_id: UUID, ids: Collection[UUID]) -> NoReturn:
+    """Some account known to this connection is gone: its opening was rolled back after it was read."""
+    known = session.connection().info.get("ledger_accounts", {})
+    for account_id in ids:
+        known.pop((institution_id, account_id), None)
+    there = read_accounts(session, institution_id, ids)
+    raise UnbalancedTransaction(
+        [f"account {a} does not exist in this institution" for a in ids if a not in there]
+        or ["an account it posts to could not be locked"]
+    )
+
+
 def lowers_a_floored_account(legs: Sequence[Leg], accounts: Mapping[UUID, AccountState]) -> bool:
     """Whether the legs take anything from an account that may not go below zero (so funds need checking)."""
     net: dict[UUID, int] = {}
@@ -402,13 +431,15 @@ def record_entry(
         raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
     session.flush()  # what the caller added goes in first, as before any other statement of its transaction
     ids = sorted({leg.account_id for leg in legs})
-    accounts = read_accounts(session, institution_id, ids)  # what they are never changes; balances may
+    accounts = known_accounts(session, institution_id, ids)
     problems = check_legs(legs, accounts)
     if problems:
         raise UnbalancedTransaction(problems)
     lock_in_write = not lowers_a_floored_account(legs, accounts)
     if not lock_in_write:  # funds to check: lock first, then check the balances as they now are
         accounts = lock_accounts(session, institution_id, ids)
+        if len(accounts) < len(ids):
+            _vanished(session, institution_id, ids)
         short = check_funds(legs, accounts)
         if short:
             raise InsufficientFunds("; ".join(short), problems=short)
@@ -430,6 +461,8 @@ def record_entry(
     lock = len(ids) if lock_in_write else 0
     values |= {f"lock_{n}": account_id for n, account_id in enumerate(ids[:lock])}
     written = session.execute(_write_entry(len(legs), tuple(w.sql for w in also), lock), values).all()
+    if not written:  # an account it locks was not there (its legs are not written)
+        _vanished(session, institution_id, ids)
     recorded = written[0]
     lines = tuple(
         sorted(
