@@ -1,16 +1,15 @@
 """The audit trail: who did what, as which role, when, with before and after.
 
-Use cases note events as they change state; the notes are written when the transaction commits,
-in the same transaction, chained by SHA-256 per institution: each record carries the hash of the
-one before it in its chain. `verify_chains` walks the chains and names the first record that was
-altered, removed or reordered.
+Use cases note events as they change state; the notes are written in the same transaction, when it
+commits or with the journal transaction the ledger engine writes, chained by SHA-256 per institution:
+each record carries the hash of the one before it in its chain. `verify_chains` walks the chains and
+names the first record that was altered, removed or reordered.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,23 +89,30 @@ _APPEND = text("SELECT audit_append(:chain, CAST(:records AS jsonb))")
 
 @event.listens_for(Session, "before_commit")
 def _write_notes(session: Session) -> None:
-    pending = session.info.pop("audit", [])
-    if not pending:
-        return
-    by_chain: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
-    for record in pending:
-        by_chain[record["chain"]].append(record)
-    for chain in sorted(by_chain):  # heads are locked in one order, like accounts
-        records = []
-        for record in by_chain[chain]:
-            position_slot, prev_hash_slot = uuid4().hex, uuid4().hex  # tokens no content will hold
-            canonical = _canonical(record | {"position": position_slot, "prev_hash": prev_hash_slot})
-            records.append(
-                record
-                | {"chain": str(chain), "occurred_at": record["occurred_at"].isoformat(), "canonical": canonical}
-                | {"position_slot": position_slot, "prev_hash_slot": prev_hash_slot}
-            )
-        session.execute(_APPEND, {"chain": chain, "records": json.dumps(records, ensure_ascii=False)})
+    chains = sorted({record["chain"] for record in session.info.get("audit", [])})
+    for chain in chains:  # heads are locked in one order, like accounts
+        session.execute(_APPEND, {"chain": chain, "records": take_notes(session, chain)})
+
+
+def take_notes(session: Session, chain: UUID) -> str | None:
+    """The notes waiting to be written to `chain`, taken off the session as audit_append's JSON (None: no
+    notes), for whoever appends them. The ledger engine appends an institution's with the journal
+    transaction it writes, so the chain's head is locked for as short a time as the accounts are."""
+    pending = session.info.get("audit", [])
+    mine = [record for record in pending if record["chain"] == chain]
+    if not mine:
+        return None
+    session.info["audit"] = [record for record in pending if record["chain"] != chain]
+    records = []
+    for record in mine:
+        position_slot, prev_hash_slot = uuid4().hex, uuid4().hex  # tokens no content will hold
+        canonical = _canonical(record | {"position": position_slot, "prev_hash": prev_hash_slot})
+        records.append(
+            record
+            | {"chain": str(chain), "occurred_at": record["occurred_at"].isoformat(), "canonical": canonical}
+            | {"position_slot": position_slot, "prev_hash_slot": prev_hash_slot}
+        )
+    return json.dumps(records, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,22 @@ def collect(
     if contract is None:
         raise NotFound(f"contract {contract_id} does not exist or is outside your scope")
     cash = _check_collection(session, contract, contract_id, ids, amount_fen, bank_reference)
-    collection_id = new_id()
+    collection_id, transaction_id = new_id(), new_id()
+    note(  # before the write, which appends it to the audit chain with the postings
+        session,
+        caller,
+        "collection.registered",
+        institution_id=institution_id,
+        object_type="collection",
+        object_id=collection_id,
+        at=now,
+        after={
+            "contract_id": contract_id,
+            "amount_fen": amount_fen,
+            "bank_reference": bank_reference,
+            "transaction_id": transaction_id,
+        },
+    )
     entry = record_entry(
         session,
         institution_id=institution_id,
@@ -139,6 +154,7 @@ def collect(
             AlsoWrite(_INSERT, ids | {"p_collection_id": collection_id, "p_amount_fen": amount_fen}),
             outcome_write(key, {"collection_id": str(collection_id)}),
         ],
+        transaction_id=transaction_id,
     )
     row = Collection(
         institution_id=institution_id,
@@ -152,21 +168,6 @@ def collect(
     )
     make_transient_to_detached(row)  # written above with the journal transaction; the session knows it as stored
     session.add(row)
-    note(
-        session,
-        caller,
-        "collection.registered",
-        institution_id=institution_id,
-        object_type="collection",
-        object_id=row.id,
-        at=now,
-        after={
-            "contract_id": contract_id,
-            "amount_fen": amount_fen,
-            "bank_reference": bank_reference,
-            "transaction_id": entry.id,
-        },
-    )
     return Collected(row, False)
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.deps import CommitInHandlerThread, SessionDep
 from api.routers import documented
 from api.routers.institutions import Cursor, Limit
 from api.schemas import AlertOut, NoteIn, PageOf
@@ -16,7 +16,7 @@ from escrow import alerts
 from escrow.alerts import Severity
 from escrow.paging import DEFAULT_LIMIT
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=CommitInHandlerThread)
 
 
 @router.get("", operation_id="list_alerts", responses=documented(403))

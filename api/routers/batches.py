@@ -10,12 +10,12 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.deps import CommitInHandlerThread, SessionDep
 from api.routers import documented, mark_replayed
 from api.schemas import Fen, Instant, Request
 from escrow import batches
 
-router = APIRouter(tags=["contracts"])
+router = APIRouter(tags=["contracts"], route_class=CommitInHandlerThread)
 
 
 class BatchItemIn(Request):

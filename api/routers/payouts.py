@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.deps import CommitInHandlerThread, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
@@ -16,7 +16,7 @@ from escrow import holds, payouts
 from escrow.errors import Conflict
 from escrow.paging import DEFAULT_LIMIT
 
-router = APIRouter(tags=["payouts and holds"])
+router = APIRouter(tags=["payouts and holds"], route_class=CommitInHandlerThread)
 INSTITUTION = "/institutions/{institution_id}"
 PAYOUT = INSTITUTION + "/payouts/{payout_id}"
 

@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.deps import CommitInHandlerThread, SessionDep
 from api.routers import documented
 from api.routers.contracts import AsOf
 from api.routers.institutions import Cursor, Limit
@@ -20,7 +20,7 @@ from escrow import exports, reports
 from escrow.paging import DEFAULT_LIMIT
 from escrow.reports import Report
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = APIRouter(prefix="/reports", tags=["reports"], route_class=CommitInHandlerThread)
 
 
 class ExportFormat(StrEnum):

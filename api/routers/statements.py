@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.deps import CommitInHandlerThread, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
 from api.schemas import Day, PageOf
@@ -18,7 +18,7 @@ from escrow import statements
 from escrow.paging import DEFAULT_LIMIT
 from escrow.statement_formats import FORMATS, MAX_FILE_BYTES
 
-router = APIRouter(tags=["bank statements"])
+router = APIRouter(tags=["bank statements"], route_class=CommitInHandlerThread)
 
 _TEXT = {"schema": {"type": "string"}}
 _FILE_BODY: dict[str, Any] = {

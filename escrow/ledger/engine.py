@@ -19,6 +19,7 @@ from sqlalchemy import Table, TextClause, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from escrow.audit import take_notes
 from escrow.errors import (
     AccountConflict,
     AlreadyReversed,
@@ -312,13 +313,15 @@ def outcome_write(key: IdempotencyKey, result: Mapping[str, Any] | None = None) 
 
 
 @lru_cache(maxsize=64)
-def _write_entry(legs: int, also: tuple[str, ...], lock: int = 0) -> TextClause:
+def _write_entry(legs: int, also: tuple[str, ...], lock: int = 0, audit: bool = False) -> TextClause:
     """One statement that writes the journal transaction, its `legs` postings and the `also` writes: one
     round trip while the accounts are locked, and one multi-row INSERT, so the balance trigger sees the
     legs together and only their net counts; foreign keys are checked at its end. (Text, because
     SQLAlchemy compiles a multi-row insert() anew on every call; only placeholders and the callers'
     constant SQL are formatted in.) With `lock`, it first locks that many accounts (:lock_0...) in id
-    order, as lock_accounts would, and writes the postings only once it holds them all."""
+    order, as lock_accounts would, and writes the postings only once it holds them all. With `audit`, it
+    last appends :audit_records to the institution's audit chain (audit_append), once the postings are
+    written: after the accounts, the order every transaction locks them in."""
     postings = ", ".join(
         f"(:institution_id, :transaction_id, :account_{n}, :currency_{n}, :amount_{n})" for n in range(legs)
     )
@@ -340,10 +343,15 @@ def _write_entry(legs: int, also: tuple[str, ...], lock: int = 0) -> TextClause:
         f" SELECT * FROM (VALUES {postings}) AS v{wait} RETURNING id, account_id, amount"
     )
     extra = "".join(f", also_{n} AS ({sql})" for n, sql in enumerate(also))
+    if audit:
+        extra += (
+            ", audit AS (SELECT audit_append(:institution_id, CAST(:audit_records AS jsonb))"
+            " FROM (SELECT count(*) FROM legs) AS written)"
+        )
     return text(
         f"WITH {locked}journal AS ({journal}), legs AS ({written}){extra}"  # noqa: S608
         " SELECT legs.id, legs.account_id, legs.amount, journal.created_at, journal.effective_at, journal.metadata"
-        " FROM legs, journal"
+        f" FROM legs, journal{', audit' if audit else ''}"
     )
 
 
@@ -423,9 +431,11 @@ def record_entry(
     reverses_id: UUID | None = None,
     reversal_reason: str | None = None,
     also: Sequence[AlsoWrite] = (),
+    transaction_id: UUID | None = None,
 ) -> JournalEntry:
-    """Lock, check and write one journal transaction, and `also` what records it. Callers claim an
-    idempotency key first."""
+    """Lock, check and write one journal transaction (with `transaction_id`, when the caller chose it),
+    `also` what records it, and the institution's audit notes so far. Callers claim an idempotency key
+    first."""
     when = _effective(effective_at)
     if not KIND.match(kind):
         raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
@@ -443,7 +453,7 @@ def record_entry(
         short = check_funds(legs, accounts)
         if short:
             raise InsufficientFunds("; ".join(short), problems=short)
-    transaction_id = new_id()
+    transaction_id = transaction_id or new_id()
     values: dict[str, Any] = {
         "institution_id": institution_id,
         "transaction_id": transaction_id,
@@ -460,7 +470,11 @@ def record_entry(
         values |= write.params
     lock = len(ids) if lock_in_write else 0
     values |= {f"lock_{n}": account_id for n, account_id in enumerate(ids[:lock])}
-    written = session.execute(_write_entry(len(legs), tuple(w.sql for w in also), lock), values).all()
+    # not inside a savepoint: rolled back alone, it would take the notes of its enclosing transaction with it
+    notes = None if session.in_nested_transaction() else take_notes(session, institution_id)
+    values["audit_records"] = notes
+    statement = _write_entry(len(legs), tuple(w.sql for w in also), lock, notes is not None)
+    written = session.execute(statement, values).all()
     if not written:  # an account it locks was not there (its legs are not written)
         _vanished(session, institution_id, ids)
     recorded = written[0]
