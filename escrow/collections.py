@@ -155,6 +155,7 @@ def collect(
             outcome_write(key, {"collection_id": str(collection_id)}),
         ],
         transaction_id=transaction_id,
+        last_write=True,
     )
     row = Collection(
         institution_id=institution_id,

@@ -17,11 +17,11 @@ from escrow.courses import create_course
 from escrow.errors import PolicyViolation, UnbalancedTransaction
 from escrow.institutions import register_institution
 from escrow.jurisdictions import add_jurisdiction
-from escrow.ledger.engine import balance_of
-from escrow.ledger.model import credit, debit
+from escrow.ledger.engine import balance_of, record_entry
+from escrow.ledger.model import Leg, credit, debit
 from escrow.policy import CourseCategory
 from tests.factories import account_number, credit_code, regulator, school
-from tests.ledger_helpers import asset, liability, post
+from tests.ledger_helpers import asset, liability
 
 J = "310117"
 
@@ -185,28 +185,33 @@ def test_escrow_audit_verify_reports_and_fails_on_a_break(
 
 
 def test_notes_appended_with_a_posting_keep_their_order_and_leave_with_a_rollback(db: sessionmaker[Session]) -> None:
-    """The ledger engine appends the institution's notes so far in the statement that posts; the rest are
-    appended at commit, after them. A rollback, of the transaction or of a savepoint, takes away exactly
-    what it undoes."""
+    """The ledger engine appends the institution's notes so far in the statement that makes a transaction's
+    last write; the rest are appended at commit, after them. A rollback, of the transaction or of a
+    savepoint, takes away exactly what it undoes."""
     inst = school_with_courses(db, 0)
 
     def noted(s: Session, action: str) -> None:
         note(s, OPERATOR, action, institution_id=inst, object_type="thing", object_id=action)
 
+    def post(s: Session, *legs: Leg) -> None:
+        record_entry(
+            s, institution_id=inst, kind="collection", legs=legs, effective_at=None, metadata={}, last_write=True
+        )
+
     with db.begin() as s:
         cash, owed = asset(s, inst, "test_cash"), liability(s, inst, "test_owed")
         noted(s, "test.before_posting")
-        post(s, inst, "collection", debit(cash.id, 100), credit(owed.id, 100))
+        post(s, debit(cash.id, 100), credit(owed.id, 100))
         noted(s, "test.after_posting")
     with db() as s:
         noted(s, "test.rolled_back")
-        post(s, inst, "collection", debit(cash.id, 100), credit(owed.id, 100))
+        post(s, debit(cash.id, 100), credit(owed.id, 100))
         s.rollback()
     with db.begin() as s:
         noted(s, "test.before_savepoint")
         with pytest.raises(UnbalancedTransaction), s.begin_nested():
-            post(s, inst, "collection", debit(cash.id, 100), credit(owed.id, 100))
-            post(s, inst, "collection", debit(cash.id, 100), credit(owed.id, 99))
+            post(s, debit(cash.id, 100), credit(owed.id, 100))
+            post(s, debit(cash.id, 100), credit(owed.id, 99))
     assert [action for _, action, _, _ in chain(db, inst)] == [
         "institution.registered",
         "test.before_posting",

@@ -432,10 +432,13 @@ def record_entry(
     reversal_reason: str | None = None,
     also: Sequence[AlsoWrite] = (),
     transaction_id: UUID | None = None,
+    last_write: bool = False,
 ) -> JournalEntry:
-    """Lock, check and write one journal transaction (with `transaction_id`, when the caller chose it),
-    `also` what records it, and the institution's audit notes so far. Callers claim an idempotency key
-    first."""
+    """Lock, check and write one journal transaction (with `transaction_id`, when the caller chose it) and
+    `also` what records it. Callers claim an idempotency key first. `last_write`: nothing after it in the
+    database transaction locks an account, so the institution's audit notes so far are appended by the
+    same statement, and the chain's head is held no longer than the accounts. (Before a later write, the
+    head would be held while that write waits for accounts: the reverse of everyone else's order.)"""
     when = _effective(effective_at)
     if not KIND.match(kind):
         raise InvalidRequest(f"kind {kind!r} must be snake_case: a lowercase letter, then letters, digits or _")
@@ -471,7 +474,7 @@ def record_entry(
     lock = len(ids) if lock_in_write else 0
     values |= {f"lock_{n}": account_id for n, account_id in enumerate(ids[:lock])}
     # not inside a savepoint: rolled back alone, it would take the notes of its enclosing transaction with it
-    notes = None if session.in_nested_transaction() else take_notes(session, institution_id)
+    notes = take_notes(session, institution_id) if last_write and not session.in_nested_transaction() else None
     values["audit_records"] = notes
     statement = _write_entry(len(legs), tuple(w.sql for w in also), lock, notes is not None)
     written = session.execute(statement, values).all()
