@@ -102,6 +102,16 @@ _WAITING = (
     .where(*_OF_CONTRACT, ClassRecord.status == "confirmed", ClassRecord.amount_fen.is_(None))
     .order_by(ClassRecord.given_on, ClassRecord.id)
 )
+_DONE = (  # one pass over the contract's classes: hours whose share was worked out, and fen it moved
+    select(
+        func.coalesce(
+            func.sum(_CLASS.c.hours).filter(_CLASS.c.status == "confirmed", _CLASS.c.amount_fen.is_not(None)), 0
+        ).label("hours_done"),
+        func.coalesce(func.sum(_CLASS.c.amount_fen), 0).label("released"),
+    )
+    .where(*_OF_CONTRACT)
+    .subquery()
+)
 _RELEASE_STATE = select(
     or_(  # an open refund request or an open dispute holds back release for the whole contract
         select(RefundRequest.id)
@@ -120,15 +130,8 @@ _RELEASE_STATE = select(
     )
     .scalar_subquery()
     .label("paid"),
-    select(
-        func.coalesce(
-            func.sum(_CLASS.c.hours).filter(_CLASS.c.status == "confirmed", _CLASS.c.amount_fen.is_not(None)), 0
-        )
-    )
-    .where(*_OF_CONTRACT)
-    .scalar_subquery()
-    .label("hours_done"),
-    select(func.coalesce(func.sum(_CLASS.c.amount_fen), 0)).where(*_OF_CONTRACT).scalar_subquery().label("released"),
+    _DONE.c.hours_done,
+    _DONE.c.released,
     select(Account.id)
     .where(Account.institution_id == bindparam("p_institution_id"), Account.code == "releasable")
     .scalar_subquery()
