@@ -7,7 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import random
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
@@ -20,6 +20,7 @@ from escrow.calendar import BUSINESS_TZ
 from escrow.classes import confirm_class, deem_classes_confirmed, dispute_class, record_class, resolve_dispute
 from escrow.collections import collect
 from escrow.contracts import GuardianDetails, sign_contract
+from escrow.copies import Identity, copy_institution, next_copy_number
 from escrow.courses import create_course
 from escrow.database import make_engine, make_sessionmaker
 from escrow.holds import place_hold
@@ -81,6 +82,7 @@ BAD = [
     Behaviour.ON_HOLD,
     Behaviour.OFF_BOOKS,
 ]
+ORIGINAL_EVERY = 10  # every tenth institution is seeded through the use cases, the others copy one of them
 STATEMENT_DAYS = 7  # the custody bank's daily statements the demo starts with, up to yesterday
 OFF_BOOKS_FEN = 2_000_000  # 20,000 yuan in one payment: above any single collection the caps allow
 
@@ -104,23 +106,38 @@ def seed_demo(
     progress: Callable[[int], None] = lambda _: None,
 ) -> DemoDistrict:
     """Seed the district into the database at `url`, institutions in parallel processes;
-    `progress(n)` is told as institutions are done. Each institution has its own random stream,
-    so the district is the same whatever the number of workers."""
+    `progress(n)` is told as institutions are done. Every tenth institution and every one behaving badly
+    is seeded through the use cases; each other one is a copy of the last well-behaved one before it
+    (escrow/copies.py). Each institution has its own random stream, so the district is the same
+    whatever the number of workers."""
     now = now or datetime.now(UTC)
     db = make_sessionmaker(make_engine(url, pool_size=2))
     with db.begin() as s:
         add_jurisdiction(s, code=JURISDICTION, name="Xuhui District")
+        first_copy = next_copy_number(s)  # copies are numbered from here on, institution by institution
     spread = institutions // len(BAD)
     bad_slots = {i * spread + 1: b for i, b in enumerate(BAD)} if spread >= 2 else {}
-    chunks = [list(range(start, min(start + 10, institutions))) for start in range(0, institutions, 10)]
+    originals = [n for n in range(institutions) if n % ORIGINAL_EVERY == 0 or n in bad_slots]
+    templates = [n for n in originals if n not in bad_slots]
+    copies_of: dict[int, list[int]] = {n: [] for n in templates}
+    for n in range(institutions):
+        if n not in originals:  # 0 is always a template: bad slots start at 1
+            copies_of[max(t for t in templates if t < n)].append(n)
     district = DemoDistrict()
     seeded: list[tuple[int, UUID, int, int]] = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(_seed_chunk, url, chunk, seed, bad_slots, now) for chunk in chunks]
-        for job in as_completed(jobs):
-            done = job.result()
-            seeded += done
-            progress(len(done))
+        chunks = [originals[start : start + 10] for start in range(0, len(originals), 10)]
+        jobs = {pool.submit(_seed_chunk, url, chunk, seed, bad_slots, now) for chunk in chunks}
+        while jobs:
+            done_now, jobs = wait(jobs, return_when=FIRST_COMPLETED)
+            for job in done_now:
+                done = job.result()
+                seeded += done
+                progress(len(done))
+                for n, inst, collected, contracts in done:  # copy a template as soon as it is seeded
+                    if copies_of.get(n):
+                        copies = [(c, first_copy + c) for c in copies_of[n]]
+                        jobs.add(pool.submit(_copy_chunk, url, inst, collected, contracts, copies, seed))
     for n, inst, collected, contracts in sorted(seeded):
         district.institutions.append(inst)
         district.collected_fen += collected
@@ -155,18 +172,41 @@ def _seed_chunk(
     return done
 
 
+def _copy_chunk(
+    url: str, template: UUID, collected: int, contracts: int, copies: list[tuple[int, int]], seed: int
+) -> list[tuple[int, UUID, int, int]]:
+    """Copy the template as each (institution number, copy number) in `copies`."""
+    engine = make_engine(url, pool_size=1)
+    identities = []
+    for n, number in copies:
+        rng = random.Random(f"{seed}-{n}")
+        rng.randint(100, 120)  # the draw an original makes for its opening day, so identities come out alike
+        identities.append(_identity(rng, n, number))
+    with make_sessionmaker(engine).begin() as s:
+        ids = copy_institution(s, template=template, copies=identities)
+    engine.dispose()
+    return [(n, inst, collected, contracts) for (n, _), inst in zip(copies, ids, strict=True)]
+
+
+def _identity(rng: random.Random, n: int, number: int = 0) -> Identity:
+    """Institution n's name, credit code and custody account (`number`: a copy's)."""
+    name = f"{rng.choice(SURNAMES)} {rng.choice(['Bright', 'Star', 'Future', 'Sun', 'Wisdom'])} Education {n + 1}"
+    return Identity(number, name, _credit_code(rng), f"6222{rng.randrange(10**12):012d}")
+
+
 def _seed_institution(
     s: Session, rng: random.Random, regulator: Caller, n: int, behaviour: str, now: datetime
 ) -> tuple[UUID, int, int]:
     opened = now - timedelta(days=rng.randint(100, 120))
+    identity = _identity(rng, n)
     inst = register_institution(
         s,
         caller=regulator,
-        name=f"{rng.choice(SURNAMES)} {rng.choice(['Bright', 'Star', 'Future', 'Sun', 'Wisdom'])} Education {n + 1}",
-        credit_code=_credit_code(rng),
+        name=identity.name,
+        credit_code=identity.credit_code,
         jurisdiction_code=JURISDICTION,
         custody_bank=BANK,
-        custody_account=f"6222{rng.randrange(10**12):012d}",
+        custody_account=identity.custody_account,
         supervision_model=None,
         today=opened.date(),
     )
