@@ -84,7 +84,9 @@ class Identity:
 def next_copy_number(session: Session) -> int:
     """The lowest number above every copy's the database holds (1 when it holds none)."""
     highest = session.scalar(
-        text("SELECT max(('x' || right(id::text, 4))::bit(16)::int) FROM institution WHERE substr(id::text, 15, 1) = '8'")
+        text(
+            "SELECT max(('x' || right(id::text, 4))::bit(16)::int) FROM institution WHERE substr(id::text, 15, 1) = '8'"
+        )
     )
     return (highest or 0) + 1
 
