@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from escrow.settings import Settings, get_settings
 
@@ -35,8 +39,31 @@ def normalize_url(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
 
 
+# A pooled connection used this recently is taken to be alive; one idle longer is pinged before it is
+# handed out, and replaced if the server went away meanwhile. Pinging every checkout (pool_pre_ping) costs
+# each request a round trip per session; a server lost under load fails the statements then in flight
+# (503, and the pool starts afresh), which a ping would not have spared them anyway.
+IDLE_BEFORE_PING_S = 1.0
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+
+    def note_idle(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < IDLE_BEFORE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:  # the pool replaces it and tries again
+            raise DisconnectionError(f"pooled connection lost while idle: {exc}") from exc
+
+    event.listen(engine, "connect", note_idle)  # a new connection needs no ping
+    event.listen(engine, "checkin", note_idle)
+    event.listen(engine, "checkout", ping_if_idle)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
