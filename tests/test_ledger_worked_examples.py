@@ -189,8 +189,8 @@ def test_an_account_of_another_institution_is_not_found(db: sessionmaker[Session
 
 
 def test_an_account_whose_opening_rolled_back_is_not_posted_to(db: sessionmaker[Session], institution: UUID) -> None:
-    """The engine keeps what it read of accounts with the database connection; an account opened by a
-    transaction that rolled back is refused to the next one on that connection, whichever way it posts."""
+    """The engine keeps what it read of accounts for every connection to the database; an account opened
+    by a transaction that rolled back is refused to the next one, whichever way it posts."""
     with db.begin() as s:
         cash = asset(s, institution, "custody_cash")
     with db.kw["bind"].connect() as conn:

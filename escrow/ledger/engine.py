@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NoReturn, cast
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, TextClause, bindparam, func, select, text
+from sqlalchemy import Engine, Table, TextClause, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -365,28 +368,42 @@ def read_accounts(session: Session, institution_id: UUID, account_ids: Collectio
     return _account_states(session.execute(_READ_ACCOUNTS, _ids(institution_id, account_ids)))
 
 
-KNOWN_ACCOUNTS = 10_000  # per database connection: the accounts of its recent postings
+KNOWN_ACCOUNTS = 10_000  # per database, in each process: the accounts of its recent postings
+_KNOWN: WeakKeyDictionary[Engine, OrderedDict[tuple[UUID, UUID], AccountState]] = WeakKeyDictionary()
+_KNOWN_LOCK = threading.Lock()  # request threads share them
+
+
+def _known(session: Session) -> OrderedDict[tuple[UUID, UUID], AccountState]:
+    engine = session.connection().engine
+    with _KNOWN_LOCK:
+        return _KNOWN.setdefault(engine, OrderedDict())
 
 
 def known_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
     """The accounts' identity, side, currency and floor, which PostgreSQL never lets change (see
-    ledger_guard_account): read once per database connection and kept with it. Their balances are as first
-    read, so funds are checked only against lock_accounts'."""
-    known: dict[tuple[UUID, UUID], AccountState] = session.connection().info.setdefault("ledger_accounts", {})
-    missing = [a for a in account_ids if (institution_id, a) not in known]
+    ledger_guard_account): read once per database and process and kept, for every connection to use (an
+    account some transaction opened and then rolled back is caught by the write: see _vanished). Their
+    balances are as first read, so funds are checked only against lock_accounts'."""
+    known = _known(session)
+    accounts = {a: known.get((institution_id, a)) for a in account_ids}
+    missing = [a for a, state in accounts.items() if state is None]
     if missing:
-        for account in read_accounts(session, institution_id, missing).values():
-            known[institution_id, account.id] = account
-        while len(known) > KNOWN_ACCOUNTS:  # the oldest go first
-            del known[next(iter(known))]
-    return {a: known[institution_id, a] for a in account_ids if (institution_id, a) in known}
+        found = read_accounts(session, institution_id, missing)
+        accounts |= found
+        with _KNOWN_LOCK:
+            for account in found.values():
+                known[institution_id, account.id] = account
+            while len(known) > KNOWN_ACCOUNTS:  # the oldest go first
+                known.popitem(last=False)
+    return {a: state for a, state in accounts.items() if state is not None}
 
 
 def _vanished(session: Session, institution_id: UUID, ids: Collection[UUID]) -> NoReturn:
-    """Some account known to this connection is gone: its opening was rolled back after it was read."""
-    known = session.connection().info.get("ledger_accounts", {})
-    for account_id in ids:
-        known.pop((institution_id, account_id), None)
+    """Some account known to this process is gone: its opening was rolled back after it was read."""
+    known = _known(session)
+    with _KNOWN_LOCK:
+        for account_id in ids:
+            known.pop((institution_id, account_id), None)
     there = read_accounts(session, institution_id, ids)
     raise UnbalancedTransaction(
         [f"account {a} does not exist in this institution" for a in ids if a not in there]
