@@ -5,7 +5,8 @@ accounts, journal transactions and postings, collections, classes, payouts, refu
 records and the audit chain), re-keyed: every UUIDv7 the template's rows hold, in id columns and inside
 text and JSON alike, becomes the same UUID with version 8 and the copy's number in its last 16 bits.
 So references stay references, ids keep their order (keyset pages still come out in creation order),
-and no copy's id can equal an original's (version 7) or another copy's. A copy has its own name,
+no copy's id can equal an original's (version 7), and two copies' ids can meet only if two originals'
+ids agreed in all their other 112 bits. A copy has its own name,
 credit code and custody account, and its families their own phone numbers.
 
 Each table is copied for all of a template's copies in one INSERT ... SELECT, with every trigger and
