@@ -151,12 +151,12 @@ def test_an_account_cannot_open_with_money_in_it(books: Books) -> None:
     )
 
 
-def test_a_posting_added_after_an_early_check_is_checked_again(books: Books) -> None:
+def test_a_posting_added_after_an_early_check_is_refused(books: Books) -> None:
     """Checking the deferred constraints early passes a balanced transaction; a posting written after that
-    is checked again at commit."""
+    gives it more postings than it declares, and is refused as it is written."""
     refused(
         books,
-        "is unbalanced: its CNY postings sum to 5 fen",
+        "says it has 2 postings but has 3",
         NEW_TXN,
         posting("cash", 100),
         posting("prepaid", -100),
