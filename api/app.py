@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from api import health, problems
+from api.auth import get_caller
 from api.routers import (
     alerts,
     batches,
@@ -21,6 +23,7 @@ from api.routers import (
     reports,
     statements,
 )
+from api.routing import HandlerThreadRoute
 from escrow.database import default_engine, make_sessionmaker
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
@@ -51,4 +54,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
+    for route in app.routes:  # only HandlerThreadRoute turns the request's Bearer into the Caller a handler takes
+        if isinstance(route, APIRoute) and not isinstance(route, HandlerThreadRoute):
+            if any(d.call is get_caller for d in route.dependant.dependencies):
+                raise TypeError(f"{route.path} takes the caller: its router needs route_class=HandlerThreadRoute")
     return app

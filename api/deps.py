@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -25,7 +22,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException:
         await run_in_threadpool(_end, session, commit=False)
         raise
-    if session.in_transaction():  # a handler that did not commit it (see CommitInHandlerThread)
+    if session.in_transaction():  # a handler that did not commit it (see api/routing.py)
         await run_in_threadpool(_end, session, commit=True)
     else:
         session.close()  # it holds no connection: nothing left that talks to the database
@@ -43,25 +40,3 @@ def _end(session: Session, *, commit: bool) -> None:
 
 # scope="function": the commit runs before the response goes out, so a failed commit is never a 201
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-
-
-class CommitInHandlerThread(APIRoute):
-    """A sync handler that takes the session commits it in its own thread as soon as it returns, while the
-    rows it locked are held: not after a hop to the event loop and another to the thread pool, which under
-    load queue behind other requests (bench/http_collections.py --hot). The dependency then finds nothing
-    left to commit; a failed commit is the handler's exception, so never a 2xx."""
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint) and "session" in inspect.signature(endpoint).parameters:
-            endpoint = _committing(endpoint)
-        super().__init__(path, endpoint, **kwargs)
-
-
-def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(endpoint)
-    def handle(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        kwargs["session"].commit()
-        return result
-
-    return handle

@@ -8,15 +8,16 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented
 from api.routers.institutions import Cursor, Limit
+from api.routing import HandlerThreadRoute
 from api.schemas import AlertOut, NoteIn, PageOf
 from escrow import alerts
 from escrow.alerts import Severity
 from escrow.paging import DEFAULT_LIMIT
 
-router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=CommitInHandlerThread)
+router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=HandlerThreadRoute)
 
 
 @router.get("", operation_id="list_alerts", responses=documented(403))

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented, mark_replayed
+from api.routing import HandlerThreadRoute
 from api.schemas import Fen, Instant, Request
 from escrow import batches
 
-router = APIRouter(tags=["contracts"], route_class=CommitInHandlerThread)
+router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
 
 
 class BatchItemIn(Request):

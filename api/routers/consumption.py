@@ -8,15 +8,16 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import CONTRACT, IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
+from api.routing import HandlerThreadRoute
 from api.schemas import ClassIn, ClassOut, PageOf, ReasonIn, RefundRequestOut, ResolutionIn
 from escrow import classes, refunds
 from escrow.paging import DEFAULT_LIMIT
 
-router = APIRouter(tags=["consumption"], route_class=CommitInHandlerThread)
+router = APIRouter(tags=["consumption"], route_class=HandlerThreadRoute)
 CLASS = "/institutions/{institution_id}/classes/{class_id}"
 REQUEST = "/institutions/{institution_id}/refund-requests/{request_id}"
 

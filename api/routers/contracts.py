@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
+from api.routing import HandlerThreadRoute
 from api.schemas import (
     CollectionIn,
     CollectionOut,
@@ -28,7 +29,7 @@ from escrow.contracts import ContractView, GuardianDetails
 from escrow.ledger.model import JournalEntry
 from escrow.paging import DEFAULT_LIMIT
 
-router = APIRouter(tags=["contracts"], route_class=CommitInHandlerThread)
+router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
 IdempotencyKeyHeader = Annotated[
     str,
     Header(

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented
+from api.routing import HandlerThreadRoute
 from api.schemas import Day, JurisdictionOut, PageOf, PolicyIn, PolicyOut
 from escrow import jurisdictions
 from escrow.policy import Policy
 
-router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=CommitInHandlerThread)
+router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=HandlerThreadRoute)
 Code = Annotated[str, Path(pattern=r"^[0-9]{6}$", description="6-digit administrative division code")]
 
 

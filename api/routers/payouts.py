@@ -7,16 +7,17 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
+from api.routing import HandlerThreadRoute
 from api.schemas import ExecutionIn, HoldOut, InstitutionOut, PageOf, PayoutOut, ReasonIn
 from escrow import holds, payouts
 from escrow.errors import Conflict
 from escrow.paging import DEFAULT_LIMIT
 
-router = APIRouter(tags=["payouts and holds"], route_class=CommitInHandlerThread)
+router = APIRouter(tags=["payouts and holds"], route_class=HandlerThreadRoute)
 INSTITUTION = "/institutions/{institution_id}"
 PAYOUT = INSTITUTION + "/payouts/{payout_id}"
 

@@ -11,16 +11,17 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented
 from api.routers.contracts import AsOf
 from api.routers.institutions import Cursor, Limit
+from api.routing import HandlerThreadRoute
 from api.schemas import HeldContractOut, HeldContractsOut, HeldFundsAgingOut, HeldFundsOut
 from escrow import exports, reports
 from escrow.paging import DEFAULT_LIMIT
 from escrow.reports import Report
 
-router = APIRouter(prefix="/reports", tags=["reports"], route_class=CommitInHandlerThread)
+router = APIRouter(prefix="/reports", tags=["reports"], route_class=HandlerThreadRoute)
 
 
 class ExportFormat(StrEnum):

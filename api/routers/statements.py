@@ -10,15 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CallerDep, Now
-from api.deps import CommitInHandlerThread, SessionDep
+from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
+from api.routing import HandlerThreadRoute
 from api.schemas import Day, PageOf
 from escrow import statements
 from escrow.paging import DEFAULT_LIMIT
 from escrow.statement_formats import FORMATS, MAX_FILE_BYTES
 
-router = APIRouter(tags=["bank statements"], route_class=CommitInHandlerThread)
+router = APIRouter(tags=["bank statements"], route_class=HandlerThreadRoute)
 
 _TEXT = {"schema": {"type": "string"}}
 _FILE_BODY: dict[str, Any] = {
