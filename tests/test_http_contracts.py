@@ -296,6 +296,11 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(api: Api) -> None:
     assert "revoked" in revoked_response.json()["detail"]
     assert revoked_response.headers["WWW-Authenticate"].startswith("Bearer")
     refused(401, "unauthenticated", api.call("POST", path, expired, good, **key))
+    # a bad token is told before a bad body, a missing header or a malformed path
+    for bad_token in (None, "esc_not-a-real-token", revoked, expired):
+        refused(401, "unauthenticated", api.call("POST", path, bad_token, {**good, "amount_fen": -1}, **key))
+        refused(401, "unauthenticated", api.call("POST", path, bad_token, good))
+        refused(401, "unauthenticated", api.call("POST", "/institutions/not-a-uuid/courses", bad_token, {}))
 
     # non-subject training: 5,000 yuan per collection at most (the contract is 500.00 yuan, so
     # here the price binds first); a school on hold takes no new money
