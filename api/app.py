@@ -54,8 +54,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
-    for route in app.routes:  # only HandlerThreadRoute turns the request's Bearer into the Caller a handler takes
-        if isinstance(route, APIRoute) and not isinstance(route, HandlerThreadRoute):
-            if any(d.call is get_caller for d in route.dependant.dependencies):
-                raise TypeError(f"{route.path} takes the caller: its router needs route_class=HandlerThreadRoute")
+    check_routes(app)
     return app
+
+
+def check_routes(app: FastAPI) -> None:
+    """Only HandlerThreadRoute turns the request's Bearer into the Caller a handler takes."""
+    plain = [r for r in app.routes if isinstance(r, APIRoute) and not isinstance(r, HandlerThreadRoute)]
+    for route in plain:
+        if any(d.call is get_caller for d in route.dependant.dependencies):
+            raise TypeError(f"{route.path} takes the caller: its router needs route_class=HandlerThreadRoute")

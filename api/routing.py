@@ -22,17 +22,15 @@ class HandlerThreadRoute(APIRoute):
       a 2xx."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _in_one_thread(endpoint)
-        super().__init__(path, endpoint, **kwargs)
+        super().__init__(path, _in_one_thread(endpoint), **kwargs)
 
 
 def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     parameters = inspect.signature(endpoint).parameters
     takes_caller, takes_session = "caller" in parameters, "session" in parameters
-    if not takes_session:
-        if takes_caller:
-            raise TypeError(f"{endpoint.__name__} takes the caller, so it must take the session to check it with")
+    if takes_caller and (inspect.iscoroutinefunction(endpoint) or not takes_session):
+        raise TypeError(f"{endpoint.__name__} takes the caller: it must be a sync handler that takes the session")
+    if inspect.iscoroutinefunction(endpoint) or not takes_session:
         return endpoint
 
     @functools.wraps(endpoint)

@@ -1,6 +1,6 @@
 """A demo district at the scale of a real one: 690 institutions, about 50 million yuan collected over
 a few months, with classes, disputes, refunds and payouts, and a handful of institutions behaving
-badly for the risk alerts to find. Every tenth institution and each bad one is seeded through the use
+badly for the risk alerts to find. Every twentieth institution and each bad one is seeded through the use
 cases; the others are copies of those seeded well-behaved ones (escrow/copies.py), which is what makes
 the district seed in seconds rather than minutes. Deterministic for a given seed."""
 
@@ -84,7 +84,7 @@ BAD = [
     Behaviour.ON_HOLD,
     Behaviour.OFF_BOOKS,
 ]
-ORIGINAL_EVERY = 10  # every tenth institution is seeded through the use cases, the others copy one of them
+ORIGINAL_EVERY = 20  # every twentieth institution is seeded through the use cases, the others copy one of them
 STATEMENT_DAYS = 7  # the custody bank's daily statements the demo starts with, up to yesterday
 OFF_BOOKS_FEN = 2_000_000  # 20,000 yuan in one payment: above any single collection the caps allow
 
@@ -108,7 +108,7 @@ def seed_demo(
     progress: Callable[[int], None] = lambda _: None,
 ) -> DemoDistrict:
     """Seed the district into the database at `url`, institutions in parallel processes;
-    `progress(n)` is told as institutions are done. Every tenth institution and every one behaving badly
+    `progress(n)` is told as institutions are done. Every twentieth institution and every one behaving badly
     is seeded through the use cases; each other one is a copy of the last well-behaved one before it
     (escrow/copies.py). Each institution has its own random stream, so the district is the same
     whatever the number of workers."""
@@ -139,7 +139,7 @@ def seed_demo(
                 for n, inst, collected, contracts in done:  # copy a template as soon as it is seeded
                     if copies_of.get(n):
                         copies = [(c, first_copy + c) for c in copies_of[n]]
-                        jobs.add(pool.submit(_copy_chunk, url, inst, collected, contracts, copies, seed))
+                        jobs.add(pool.submit(_copy_chunk, url, inst, collected, contracts, copies, seed, now))
     for n, inst, collected, contracts in sorted(seeded):
         district.institutions.append(inst)
         district.collected_fen += collected
@@ -148,8 +148,6 @@ def seed_demo(
             district.bad[bad_slots[n]] = inst
     with db.begin() as s:
         district.tokens = _tokens(s, district)
-    with db.begin() as s:
-        _bank_delivers_statements(s, district, now)
     return district
 
 
@@ -160,6 +158,7 @@ def _seed_chunk(
     db = make_sessionmaker(engine)
     regulator = Caller(token_id=new_id(), role=Role.REGULATOR, jurisdictions=frozenset({JURISDICTION}))
     done = []
+    off_books = None
     for n in numbers:
         with db.begin() as s:
             rng = random.Random(f"{seed}-{n}")
@@ -170,12 +169,15 @@ def _seed_chunk(
             make_payouts(s, now=now, institution_ids=[inst])
             _bank_executes(s, rng, now, inst)
         done.append((n, inst, collected, contracts))
+        off_books = inst if bad_slots.get(n) == Behaviour.OFF_BOOKS else off_books
+    with db.begin() as s:
+        _bank_delivers_statements(s, [inst for _, inst, _, _ in done], off_books, now)
     engine.dispose()
     return done
 
 
 def _copy_chunk(
-    url: str, template: UUID, collected: int, contracts: int, copies: list[tuple[int, int]], seed: int
+    url: str, template: UUID, collected: int, contracts: int, copies: list[tuple[int, int]], seed: int, now: datetime
 ) -> list[tuple[int, UUID, int, int]]:
     """Copy the template as each (institution number, copy number) in `copies`."""
     engine = make_engine(url, pool_size=1)
@@ -184,8 +186,11 @@ def _copy_chunk(
         rng = random.Random(f"{seed}-{n}")
         rng.randint(100, 120)  # the draw an original makes for its opening day, so identities come out alike
         identities.append(_identity(rng, n, number))
-    with make_sessionmaker(engine).begin() as s:
+    db = make_sessionmaker(engine)
+    with db.begin() as s:
         ids = copy_institution(s, template=template, copies=identities)
+    with db.begin() as s:
+        _bank_delivers_statements(s, ids, None, now)
     engine.dispose()
     return [(n, inst, collected, contracts) for (n, _), inst in zip(copies, ids, strict=True)]
 
@@ -401,15 +406,15 @@ def _bank_executes(s: Session, rng: random.Random, now: datetime, institution_id
             )
 
 
-def _bank_delivers_statements(s: Session, district: DemoDistrict, now: datetime) -> None:
-    """The custody bank's statements of the last days, as the ledger has them, but for one payment the
-    off-books institution took in yesterday and never registered."""
+def _bank_delivers_statements(s: Session, institutions: list[UUID], off_books: UUID | None, now: datetime) -> None:
+    """The custody bank's statements of the last days for these institutions, as the ledger has them, but
+    for one payment the off-books institution (if one of them) took in yesterday and never registered.
+    Delivered as each chunk of institutions is seeded: the processes share the work, none waits for the end."""
     bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
-    off_books = district.bad.get(Behaviour.OFF_BOOKS)
     yesterday = now.astimezone(BUSINESS_TZ).date() - timedelta(days=1)
     for back in range(STATEMENT_DAYS, 0, -1):
         day = yesterday - timedelta(days=back - 1)
-        statements = ledger_statements(s, day=day, institution_ids=district.institutions)
+        statements = ledger_statements(s, day=day, institution_ids=institutions)
         if off_books is not None:
             account = s.get_one(Institution, off_books).custody_account
             shift = OFF_BOOKS_FEN if day == yesterday else 0

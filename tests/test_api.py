@@ -6,12 +6,15 @@ from collections.abc import Iterator
 
 import psycopg2  # type: ignore[import-untyped]
 import pytest
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 
-from api.app import create_app
+from api.app import check_routes, create_app
+from api.auth import CallerDep
+from api.routing import HandlerThreadRoute
 from escrow.errors import IdempotencyConflict, InsufficientFunds, NotFound, UnbalancedTransaction
 from tests.factories import migration_head
 
@@ -121,3 +124,20 @@ def test_a_connection_lost_mid_query_is_a_503_whatever_error_class_the_driver_pi
         response = client.get("/boom")
     assert response.status_code == status, response.text
     assert response.json()["code"] == ("database_unavailable" if invalidated else "internal_error")
+
+
+def test_a_handler_that_takes_the_caller_runs_where_its_token_is_checked(engine: Engine) -> None:
+    """The caller's token is checked in a sync handler's thread, with its session: an async handler or one
+    without the session, or a route of another class, would get the unchecked token, so it is refused."""
+
+    async def on_the_loop(caller: CallerDep) -> None: ...
+
+    def without_session(caller: CallerDep) -> None: ...
+
+    for handler in (on_the_loop, without_session):
+        with pytest.raises(TypeError, match="must be a sync handler that takes the session"):
+            APIRouter(route_class=HandlerThreadRoute).add_api_route("/x", handler)
+    app = create_app(engine)
+    app.router.add_api_route("/y", without_session)  # a plain APIRoute
+    with pytest.raises(TypeError, match="needs route_class=HandlerThreadRoute"):
+        check_routes(app)
