@@ -14,7 +14,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
 from escrow.access import Caller
 from escrow.errors import Unauthenticated
 from escrow.tokens import authenticate
@@ -43,10 +42,7 @@ class Bearer:
 
 
 async def get_caller(
-    request: Request,
-    session: SessionDep,
-    now: Now,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, now: Now, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Bearer:
     """The request's token, for the handler's thread to check (a handler receives the Caller it stands for)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
