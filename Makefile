@@ -18,6 +18,7 @@ lint: $(BIN)/escrow
 	$(BIN)/ruff check escrow api tests migrations scripts bench
 	$(BIN)/ruff format --check escrow api tests migrations scripts bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

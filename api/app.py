@@ -24,7 +24,7 @@ from api.routers import (
     statements,
 )
 from api.routing import HandlerThreadRoute
-from escrow.database import default_engine, make_sessionmaker
+from escrow.db.database import default_engine, make_sessionmaker
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
 # running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which

@@ -14,9 +14,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from escrow.access import Caller
+from escrow.access.callers import Caller
+from escrow.access.tokens import authenticate
 from escrow.errors import Unauthenticated
-from escrow.tokens import authenticate
 
 bearer = HTTPBearer(auto_error=False, description="a token from `escrow tokens create`")
 

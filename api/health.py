@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.problems import problem
-from escrow.database import migration_status
+from escrow.db.database import migration_status
 
 router = APIRouter(tags=["health"])
 

@@ -19,7 +19,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from escrow.policy import CourseCategory, ReleaseCadence, SupervisionModel
+from escrow.rules.policy import CourseCategory, ReleaseCadence, SupervisionModel
 
 T = TypeVar("T")
 

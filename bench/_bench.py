@@ -26,18 +26,18 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped]
 from sqlalchemy import create_engine, text
 
-from escrow.access import Caller, Role
-from escrow.contracts import GuardianDetails, sign_contract
-from escrow.courses import create_course
-from escrow.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
-from escrow.embedded import recreate_database, start_embedded
-from escrow.identity import CREDIT_CODE_CHARS, credit_code_check_char
+from escrow.access.callers import Caller, Role
+from escrow.access.tokens import issue_token
+from escrow.db.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
+from escrow.db.embedded import recreate_database, start_embedded
 from escrow.ids import new_id
-from escrow.institutions import register_institution
-from escrow.jurisdictions import add_jurisdiction
-from escrow.policy import CourseCategory
+from escrow.registry.contracts import GuardianDetails, sign_contract
+from escrow.registry.courses import create_course
+from escrow.registry.institutions import register_institution
+from escrow.registry.jurisdictions import add_jurisdiction
+from escrow.rules.identity import CREDIT_CODE_CHARS, credit_code_check_char
+from escrow.rules.policy import CourseCategory
 from escrow.settings import Settings
-from escrow.tokens import issue_token
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset

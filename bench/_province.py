@@ -28,13 +28,13 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
 
-from escrow.access import Caller, Role
-from escrow.calendar import BUSINESS_TZ, add_working_days
-from escrow.database import make_sessionmaker
-from escrow.identity import CREDIT_CODE_CHARS, credit_code_check_char
+from escrow.access.callers import Caller, Role
+from escrow.db.database import make_sessionmaker
 from escrow.ids import new_id
-from escrow.institutions import register_institution
-from escrow.jurisdictions import add_jurisdiction
+from escrow.registry.institutions import register_institution
+from escrow.registry.jurisdictions import add_jurisdiction
+from escrow.rules.calendar import BUSINESS_TZ, add_working_days
+from escrow.rules.identity import CREDIT_CODE_CHARS, credit_code_check_char
 
 JURISDICTION = "440000"
 BANK = "province_bank"

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import Connection, School, Service, free_port, postgres, seed_schools
 from http_collections import BASELINE_TABLES
 
-from escrow.access import Caller, Role
-from escrow.batches import BatchItem, import_collections
-from escrow.database import make_engine, make_sessionmaker
+from escrow.access.callers import Caller, Role
+from escrow.db.database import make_engine, make_sessionmaker
+from escrow.flows.batches import BatchItem, import_collections
 from escrow.ids import new_id
 
 DATABASE = "escrow_bench_bulk"

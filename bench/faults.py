@@ -12,7 +12,7 @@ own embedded PostgreSQL in a temporary folder, whatever ESCROW_DATABASE_URL says
 After every round: every acknowledged collection is in the books with its amount and bank reference; there
 are exactly as many collections, collection transactions, idempotency records and audit records of them
 as distinct keys acknowledged; every journal transaction balances and every cached balance equals its
-postings (escrow.checks.ledger_findings); each institution's custody cash equals what it owes and what it
+postings (escrow.supervision.checks.ledger_findings); each institution's custody cash equals what it owes and what it
 collected; the audit chains are intact. Prints a line per round and one JSON line last; exits 1 on any
 violation.
 """
@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import Connection, HttpError, School, Server, Service, free_port, postgres, seed_schools
 
-from escrow.checks import audit_findings, ledger_findings
-from escrow.database import make_engine, make_sessionmaker
+from escrow.db.database import make_engine, make_sessionmaker
+from escrow.supervision.checks import audit_findings, ledger_findings
 
 DATABASE = "escrow_faults"
 KILLS = ("service", "backends", "postgres")

@@ -41,15 +41,15 @@ from sqlalchemy import Engine, create_engine, make_url, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _province import BANK, IDLE, Province, generate, log
 
-from escrow.access import Caller, Role
-from escrow.bank_files import ledger_statements, statements_csv
-from escrow.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
-from escrow.embedded import recreate_database, start_embedded
+from escrow.access.callers import Caller, Role
+from escrow.bank.formats import ParsedStatement, StatementLine
+from escrow.bank.statements import import_statements
+from escrow.db.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
+from escrow.db.embedded import recreate_database, start_embedded
+from escrow.demo.bank_files import ledger_statements, statements_csv
 from escrow.ids import new_id
-from escrow.jobs import run_recorded
 from escrow.settings import Settings
-from escrow.statement_formats import ParsedStatement, StatementLine
-from escrow.statements import import_statements
+from escrow.supervision.jobs import run_recorded
 
 DATABASE = "escrow_bench_province"
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / ".bench" / "province"

@@ -1,11 +1,18 @@
 """escrow: the ledger and escrow engine behind a tuition supervision platform.
 
-    money.py          integer fen, largest-remainder splits (pure)
-    ledger/model.py   legs, sides, entries and the rules they obey (pure)
-    ledger/engine.py  open accounts, post, reverse, balances as of any instant (over a session)
-    idempotency.py    one key, one effect: claimed in the same transaction as the postings
-    database.py       engines, sessions, migrations; embedded.py starts a local PostgreSQL
-    errors.py         the one error hierarchy; api/ maps it to HTTP
+    rules/        pure rules: fen, policy caps, check digits, working days, lifecycles (no database)
+    ledger/       the double-entry engine, its rows, and idempotency keys
+    access/       who is calling and what they may see; bearer tokens; the hash-chained audit trail
+    registry/     jurisdictions and their policy, institutions, courses, contracts
+    flows/        money in and out: collections, classes and release, refunds, payouts, holds and closure
+    bank/         custody statement files read, imported once, reconciled with the ledger
+    supervision/  invariant checks, risk rules, alerts, reports and exports, scheduled jobs
+    db/           engines, sessions, migrations, the embedded server, ORM rows, paging
+    demo/         the demo district and the copies that bring it to scale (outside the core)
+    errors.py     the one error hierarchy; api/ maps it to HTTP
+    settings.py   the one Settings class; cli.py the `escrow` command
 
-PostgreSQL enforces the money invariants itself (migrations/); the Python checks give clear errors first.
+Imports run downward: supervision -> bank -> flows -> registry -> access -> ledger -> db -> rules
+(enforced by import-linter, see pyproject.toml). PostgreSQL enforces the money invariants itself
+(migrations/); the Python checks give clear errors first.
 """

@@ -16,13 +16,13 @@ from uuid import UUID
 import typer
 from sqlalchemy.orm import Session
 
-from escrow.access import Role
-from escrow.database import make_engine, make_sessionmaker, migration_status, resolve_database_url, upgrade_to_head
+from escrow.access.callers import Role
+from escrow.db.database import make_engine, make_sessionmaker, migration_status, resolve_database_url, upgrade_to_head
 from escrow.errors import EscrowError
 from escrow.settings import get_settings
 
 if TYPE_CHECKING:
-    from escrow.batches import BatchItem
+    from escrow.flows.batches import BatchItem
 
 app = typer.Typer(
     help="Ledger and escrow engine for supervised prepaid tuition.",
@@ -94,8 +94,8 @@ def demo(
     """Seed a demo district in a fresh database of its own (escrow_demo), print a token per role, then serve."""
     import time
 
-    from escrow.demo import seed_demo
-    from escrow.embedded import recreate_database
+    from escrow.db.embedded import recreate_database
+    from escrow.demo.district import seed_demo
 
     started = time.monotonic()
     settings = get_settings()
@@ -163,7 +163,7 @@ def jurisdictions_add(
     code: str = typer.Argument(help="6-digit code, e.g. 310104"), name: str = typer.Argument()
 ) -> None:
     """Register a jurisdiction (idempotent)."""
-    from escrow.jurisdictions import add_jurisdiction
+    from escrow.registry.jurisdictions import add_jurisdiction
 
     with _session() as session:
         row = add_jurisdiction(session, code=code, name=name)
@@ -181,7 +181,7 @@ def tokens_create(
     expires_in_days: int | None = typer.Option(None, min=1, help="expire after this many days"),
 ) -> None:
     """Create a token and print it once; only its hash is stored."""
-    from escrow.tokens import issue_token
+    from escrow.access.tokens import issue_token
 
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     with _session() as session:
@@ -202,7 +202,7 @@ def tokens_create(
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: UUID) -> None:
     """Revoke a token by its id; it stops working at once."""
-    from escrow.tokens import revoke_token
+    from escrow.access.tokens import revoke_token
 
     with _session() as session:
         row = revoke_token(session, token_id=token_id, now=datetime.now(UTC))
@@ -212,7 +212,7 @@ def tokens_revoke(token_id: UUID) -> None:
 @tokens_app.command("list")
 def tokens_list() -> None:
     """List tokens (ids, roles, scopes, state); never the secrets."""
-    from escrow.tokens import list_tokens
+    from escrow.access.tokens import list_tokens
 
     with _session() as session:
         for row in list_tokens(session):
@@ -227,7 +227,7 @@ def jobs_run(
     now: str | None = typer.Option(None, help="the instant to run as (ISO 8601, with a time zone); default now"),
 ) -> None:
     """Run one job now (or as of --now): recorded, and never at the same time as another run of it."""
-    from escrow.jobs import JOBS, run_recorded
+    from escrow.supervision.jobs import JOBS, run_recorded
 
     try:
         instant = datetime.fromisoformat(now) if now else datetime.now(UTC)
@@ -251,7 +251,7 @@ def jobs_run(
 @jobs_app.command("list")
 def jobs_list() -> None:
     """The jobs there are, what each does, and how its last run went."""
-    from escrow.jobs import JOBS, last_runs
+    from escrow.supervision.jobs import JOBS, last_runs
 
     with _session() as session:
         last = {r["job"]: r for r in last_runs(session)}
@@ -268,7 +268,7 @@ def scheduler(
     """Run the jobs on their schedule in this process (APScheduler); safe to start more than one."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from escrow.jobs import JOBS
+    from escrow.supervision.jobs import JOBS
 
     logging.basicConfig(level=logging.INFO)
     engine = make_engine(_migrated_url(), pool_size=len(JOBS))  # a lock and a session per job at once
@@ -295,7 +295,7 @@ def scheduler(
 
 
 def _fire(engine: object, name: str, seconds: int) -> None:
-    from escrow.jobs import run_recorded
+    from escrow.supervision.jobs import run_recorded
 
     now = datetime.now(UTC)
     slot = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)  # the firing both schedulers share
@@ -310,7 +310,7 @@ def statements_import(
     bank: str | None = typer.Option(None, help="import as this custody bank (its institutions only)"),
 ) -> None:
     """Import a custody bank statement file, whole or not at all; importing it again changes nothing."""
-    from escrow.statements import import_statements, operator_caller
+    from escrow.bank.statements import import_statements, operator_caller
 
     with _session() as session:
         caller = operator_caller(session, bank=bank)
@@ -326,7 +326,7 @@ def audit_verify() -> None:
     """Walk every chain of the audit trail; name the first record altered, removed or reordered (exit 1)."""
     from sqlalchemy import text as sql
 
-    from escrow.audit import verify_chains
+    from escrow.access.audit import verify_chains
 
     with _session() as session:
         breaks = verify_chains(session)
@@ -350,9 +350,9 @@ def import_collections_file(
 
     from sqlalchemy import select
 
-    from escrow.access import Caller
-    from escrow.batches import MAX_ITEMS, import_collections
-    from escrow.records import Contract
+    from escrow.access.callers import Caller
+    from escrow.db.records import Contract
+    from escrow.flows.batches import MAX_ITEMS, import_collections
 
     try:
         with file.open(newline="", encoding="utf-8-sig") as rows:
@@ -391,7 +391,7 @@ def import_collections_file(
 
 
 def _batch_item(line: int, row: dict[str, str]) -> BatchItem:
-    from escrow.batches import BatchItem
+    from escrow.flows.batches import BatchItem
 
     try:
         when = (row.get("collected_at") or "").strip()

@@ -19,7 +19,7 @@ def main() -> None:
         return
     url = context.config.get_main_option("sqlalchemy.url")
     if not url:
-        from escrow.database import resolve_database_url
+        from escrow.db.database import resolve_database_url
         from escrow.settings import get_settings
 
         url = resolve_database_url(get_settings())

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from escrow.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head  # noqa: E402
+from escrow.db.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head  # noqa: E402
 from escrow.settings import Settings  # noqa: E402
 from tests.world import build_world  # noqa: E402
 
@@ -38,7 +38,7 @@ def server_url() -> str:
     settings = Settings()
     if settings.database_url:
         return normalize_url(settings.database_url)
-    from escrow.embedded import start_embedded
+    from escrow.db.embedded import start_embedded
 
     return start_embedded(settings.data_dir, "postgres")
 

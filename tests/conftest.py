@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from escrow.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
+from escrow.db.database import make_engine, make_sessionmaker, normalize_url, upgrade_to_head
 from escrow.settings import Settings
 from tests.factories import bare_institution
 
@@ -27,7 +27,7 @@ def _server_url() -> str:
     settings = Settings()
     if settings.database_url:
         return normalize_url(settings.database_url)
-    from escrow.embedded import start_embedded
+    from escrow.db.embedded import start_embedded
 
     return start_embedded(settings.data_dir, "postgres")
 

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from escrow.access import Caller, Role
-from escrow.database import make_engine, upgrade_to_head
-from escrow.identity import CREDIT_CODE_CHARS, ID_CHECKS, ID_WEIGHTS, credit_code_check_char
+from escrow.access.callers import Caller, Role
+from escrow.db.database import make_engine, upgrade_to_head
 from escrow.ids import new_id
-from escrow.jurisdictions import add_jurisdiction
+from escrow.registry.jurisdictions import add_jurisdiction
+from escrow.rules.identity import CREDIT_CODE_CHARS, ID_CHECKS, ID_WEIGHTS, credit_code_check_char
 
 JURISDICTION = "310104"
 # not the global generator: Hypothesis seeds that one, and codes must differ on every call
@@ -70,7 +70,7 @@ def parent(guardian_id: UUID) -> Caller:
 def migration_head() -> str:
     from alembic.script import ScriptDirectory
 
-    from escrow.database import PROJECT_ROOT, alembic_config
+    from escrow.db.database import PROJECT_ROOT, alembic_config
 
     head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
     assert head is not None and PROJECT_ROOT.exists()

@@ -9,8 +9,8 @@ from uuid import UUID, uuid4
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from escrow.idempotency import IdempotencyKey
 from escrow.ledger import engine
+from escrow.ledger.idempotency import IdempotencyKey
 from escrow.ledger.model import AccountState, JournalEntry, Leg, Side
 
 

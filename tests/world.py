@@ -13,24 +13,24 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
-from escrow.access import Caller, Role
-from escrow.alerts import Finding, Severity, raise_alerts
-from escrow.bank_files import ledger_statements, statements_csv
-from escrow.calendar import BUSINESS_TZ
-from escrow.classes import confirm_class, dispute_class, record_class
-from escrow.collections import collect
-from escrow.contracts import GuardianDetails, sign_contract
-from escrow.courses import create_course
-from escrow.holds import lift_hold, place_hold
+from escrow.access.callers import Caller, Role
+from escrow.access.tokens import issue_token
+from escrow.bank.statements import import_statements
+from escrow.db.records import Institution
+from escrow.demo.bank_files import ledger_statements, statements_csv
+from escrow.flows.classes import confirm_class, dispute_class, record_class
+from escrow.flows.collections import collect
+from escrow.flows.holds import lift_hold, place_hold
+from escrow.flows.payouts import request_payout
+from escrow.flows.refunds import request_refund
 from escrow.ids import new_id
-from escrow.institutions import register_institution
-from escrow.jurisdictions import add_jurisdiction
-from escrow.payouts import request_payout
-from escrow.policy import CourseCategory
-from escrow.records import Institution
-from escrow.refunds import request_refund
-from escrow.statements import import_statements
-from escrow.tokens import issue_token
+from escrow.registry.contracts import GuardianDetails, sign_contract
+from escrow.registry.courses import create_course
+from escrow.registry.institutions import register_institution
+from escrow.registry.jurisdictions import add_jurisdiction
+from escrow.rules.calendar import BUSINESS_TZ
+from escrow.rules.policy import CourseCategory
+from escrow.supervision.alerts import Finding, Severity, raise_alerts
 from tests.factories import account_number, credit_code, id_number, phone, regulator, school
 
 J1, J2 = "310104", "310105"

@@ -13,9 +13,9 @@ from api.routers import documented
 from api.routers.institutions import Cursor, Limit
 from api.routing import HandlerThreadRoute
 from api.schemas import AlertOut, NoteIn, PageOf
-from escrow import alerts
-from escrow.alerts import Severity
-from escrow.paging import DEFAULT_LIMIT
+from escrow.db.paging import DEFAULT_LIMIT
+from escrow.supervision import alerts
+from escrow.supervision.alerts import Severity
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=HandlerThreadRoute)
 

@@ -14,7 +14,7 @@ from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routing import HandlerThreadRoute
 from api.schemas import Fen, Instant, Request
-from escrow import batches
+from escrow.flows import batches
 
 router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
 

@@ -14,8 +14,8 @@ from api.routers.contracts import CONTRACT, IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
 from api.routing import HandlerThreadRoute
 from api.schemas import ClassIn, ClassOut, PageOf, ReasonIn, RefundRequestOut, ResolutionIn
-from escrow import classes, refunds
-from escrow.paging import DEFAULT_LIMIT
+from escrow.db.paging import DEFAULT_LIMIT
+from escrow.flows import classes, refunds
 
 router = APIRouter(tags=["consumption"], route_class=HandlerThreadRoute)
 CLASS = "/institutions/{institution_id}/classes/{class_id}"

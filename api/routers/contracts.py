@@ -24,10 +24,11 @@ from api.schemas import (
     PostingOut,
     TransactionOut,
 )
-from escrow import books, collections, contracts
-from escrow.contracts import ContractView, GuardianDetails
+from escrow.db.paging import DEFAULT_LIMIT
+from escrow.flows import books, collections
 from escrow.ledger.model import JournalEntry
-from escrow.paging import DEFAULT_LIMIT
+from escrow.registry import contracts
+from escrow.registry.contracts import ContractView, GuardianDetails
 
 router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
 IdempotencyKeyHeader = Annotated[

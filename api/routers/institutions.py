@@ -12,8 +12,9 @@ from api.deps import SessionDep
 from api.routers import documented
 from api.routing import HandlerThreadRoute
 from api.schemas import CourseIn, CourseOut, Instant, InstitutionBalancesOut, InstitutionIn, InstitutionOut, PageOf
-from escrow import books, courses, institutions
-from escrow.paging import DEFAULT_LIMIT, MAX_LIMIT
+from escrow.db.paging import DEFAULT_LIMIT, MAX_LIMIT
+from escrow.flows import books
+from escrow.registry import courses, institutions
 
 router = APIRouter(prefix="/institutions", tags=["institutions"], route_class=HandlerThreadRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

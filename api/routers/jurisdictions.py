@@ -12,8 +12,8 @@ from api.deps import SessionDep
 from api.routers import documented
 from api.routing import HandlerThreadRoute
 from api.schemas import Day, JurisdictionOut, PageOf, PolicyIn, PolicyOut
-from escrow import jurisdictions
-from escrow.policy import Policy
+from escrow.registry import jurisdictions
+from escrow.rules.policy import Policy
 
 router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=HandlerThreadRoute)
 Code = Annotated[str, Path(pattern=r"^[0-9]{6}$", description="6-digit administrative division code")]

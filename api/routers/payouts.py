@@ -13,9 +13,9 @@ from api.routers.contracts import IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
 from api.routing import HandlerThreadRoute
 from api.schemas import ExecutionIn, HoldOut, InstitutionOut, PageOf, PayoutOut, ReasonIn
-from escrow import holds, payouts
+from escrow.db.paging import DEFAULT_LIMIT
 from escrow.errors import Conflict
-from escrow.paging import DEFAULT_LIMIT
+from escrow.flows import holds, payouts
 
 router = APIRouter(tags=["payouts and holds"], route_class=HandlerThreadRoute)
 INSTITUTION = "/institutions/{institution_id}"

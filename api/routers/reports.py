@@ -17,9 +17,9 @@ from api.routers.contracts import AsOf
 from api.routers.institutions import Cursor, Limit
 from api.routing import HandlerThreadRoute
 from api.schemas import HeldContractOut, HeldContractsOut, HeldFundsAgingOut, HeldFundsOut
-from escrow import exports, reports
-from escrow.paging import DEFAULT_LIMIT
-from escrow.reports import Report
+from escrow.db.paging import DEFAULT_LIMIT
+from escrow.supervision import exports, reports
+from escrow.supervision.reports import Report
 
 router = APIRouter(prefix="/reports", tags=["reports"], route_class=HandlerThreadRoute)
 

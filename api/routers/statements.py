@@ -15,9 +15,9 @@ from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
 from api.routing import HandlerThreadRoute
 from api.schemas import Day, PageOf
-from escrow import statements
-from escrow.paging import DEFAULT_LIMIT
-from escrow.statement_formats import FORMATS, MAX_FILE_BYTES
+from escrow.bank import statements
+from escrow.bank.formats import FORMATS, MAX_FILE_BYTES
+from escrow.db.paging import DEFAULT_LIMIT
 
 router = APIRouter(tags=["bank statements"], route_class=HandlerThreadRoute)
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Table, TextClause, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from escrow.audit import take_notes
+from escrow.access.audit import take_notes
 from escrow.errors import (
     AccountConflict,
     AlreadyReversed,
@@ -31,8 +31,15 @@ from escrow.errors import (
     NotFound,
     UnbalancedTransaction,
 )
-from escrow.idempotency import NEW_KEY_SQL, OUTCOME_SQL, IdempotencyKey, claim_key, new_key_params, outcome_params
 from escrow.ids import new_id
+from escrow.ledger.idempotency import (
+    NEW_KEY_SQL,
+    OUTCOME_SQL,
+    IdempotencyKey,
+    claim_key,
+    new_key_params,
+    outcome_params,
+)
 from escrow.ledger.model import (
     AccountState,
     JournalEntry,
@@ -45,7 +52,7 @@ from escrow.ledger.model import (
     reversing_legs,
 )
 from escrow.ledger.records import Account, JournalTransaction, Posting
-from escrow.money import check_currency
+from escrow.rules.money import check_currency
 
 MAX_PAGE = 500
 KIND = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # the same rule as the CHECK on journal_transaction.kind

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Identity, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from escrow.orm import Base
+from escrow.db.orm import Base
 
 
 class Account(Base):

@@ -1,0 +1,6 @@
+"""Who is calling, what they may see, and the record of what they did.
+
+callers.py  Caller (role and scope) and the one scope filter per kind of object
+tokens.py   bearer tokens for machines: issued by the command line, stored only as hashes
+audit.py    the append-only audit trail, hash-chained per institution, and its verification
+"""

@@ -1,0 +1,76 @@
+"""Who is calling and what they may see. One filter per kind of object, used by every query.
+
+An object outside the caller's scope is reported as not found, never as forbidden, so that
+its existence does not leak. A role that may not act at all gets Forbidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, false, select
+
+from escrow.db.records import Contract, Institution
+from escrow.errors import Forbidden
+
+
+class Role(StrEnum):
+    REGULATOR = "regulator"
+    INSTITUTION = "institution"
+    PARENT = "parent"
+    BANK = "bank"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    token_id: UUID
+    role: Role
+    jurisdictions: frozenset[str] = field(default_factory=frozenset)
+    institution_id: UUID | None = None
+    guardian_id: UUID | None = None
+    bank_code: str | None = None
+
+    @property
+    def principal(self) -> str:
+        """Whom idempotency keys belong to: the party, not the token, so a rotated token can retry."""
+        subject = {
+            Role.REGULATOR: str(self.token_id),
+            Role.INSTITUTION: str(self.institution_id),
+            Role.PARENT: str(self.guardian_id),
+            Role.BANK: str(self.bank_code),
+        }[self.role]
+        return f"{self.role}:{subject}"
+
+
+def require_role(caller: Caller, *roles: Role) -> None:
+    if caller.role not in roles:
+        allowed = " or ".join(r.value for r in roles)
+        raise Forbidden(f"only the {allowed} role may do this; this token is {caller.role.value}")
+
+
+def institution_scope(caller: Caller) -> ColumnElement[bool]:
+    """The institutions the caller may see."""
+    match caller.role:
+        case Role.REGULATOR:
+            return Institution.jurisdiction_code.in_(sorted(caller.jurisdictions))
+        case Role.INSTITUTION:
+            return Institution.id == caller.institution_id
+        case Role.BANK:
+            return Institution.custody_bank == caller.bank_code
+        case Role.PARENT:
+            return Institution.id.in_(select(Contract.institution_id).where(Contract.guardian_id == caller.guardian_id))
+    return false()  # pragma: no cover - every role is matched above
+
+
+def contract_scope(caller: Caller) -> ColumnElement[bool]:
+    """The contracts the caller may see: a parent only their own."""
+    if caller.role is Role.PARENT:
+        return Contract.guardian_id == caller.guardian_id
+    return Contract.institution_id.in_(select(Institution.id).where(institution_scope(caller)))
+
+
+def sees_personal_data(caller: Caller, guardian_id: UUID) -> bool:
+    """Guardians' phone and ID numbers are shown unmasked only to themselves and regulators."""
+    return caller.role is Role.REGULATOR or (caller.role is Role.PARENT and caller.guardian_id == guardian_id)
