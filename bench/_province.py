@@ -297,13 +297,12 @@ UNION ALL SELECT institution_id, course_a, 'Piano level 2', 'non_subject', unit_
 INSERT INTO guardian (id, phone, name)
 SELECT guardian_id, phone, 'Guardian ' || n || '-' || k FROM gen_contract ORDER BY guardian_id;
 
-INSERT INTO account (institution_id, id, code, normal_side, currency, balance, version)
-SELECT c.institution_id, a.id, a.code, 'credit', 'CNY', CASE WHEN :checked THEN 0 ELSE -coalesce(b.total, 0) END,
-       CASE WHEN :checked THEN 0 ELSE coalesce(b.n, 0) END
+INSERT INTO account (institution_id, id, code, kind, contract_id, normal_side, currency, balance, version)
+SELECT c.institution_id, a.id, a.kind || ':' || c.contract_id, a.kind, c.contract_id, 'credit', 'CNY',
+       CASE WHEN :checked THEN 0 ELSE -coalesce(b.total, 0) END, CASE WHEN :checked THEN 0 ELSE coalesce(b.n, 0) END
 FROM gen_contract c
-CROSS JOIN LATERAL (VALUES (c.prepaid_id, 'prepaid:' || c.contract_id),
-                           (CASE WHEN c.refunding THEN c.refund_account END, 'refund_payable:' || c.contract_id))
-    AS a(id, code)
+CROSS JOIN LATERAL (VALUES (c.prepaid_id, 'prepaid'),
+                           (CASE WHEN c.refunding THEN c.refund_account END, 'refund_payable')) AS a(id, kind)
 LEFT JOIN gen_balance b ON b.institution_id = c.institution_id AND b.account_id = a.id
 WHERE a.id IS NOT NULL ORDER BY c.institution_id, a.id;
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from escrow.access.callers import Role
 from escrow.db.database import make_engine, make_sessionmaker, migration_status, resolve_database_url, upgrade_to_head
 from escrow.errors import EscrowError
+from escrow.rules.states import JobOutcome
 from escrow.settings import get_settings
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ def jobs_run(
     finally:
         engine.dispose()
     typer.echo(f"{name}: {run.outcome} {json.dumps(run.found, default=str)}")
-    raise typer.Exit(0 if run.outcome in ("ok", "skipped") else 1)
+    raise typer.Exit(0 if run.outcome in (JobOutcome.OK, JobOutcome.SKIPPED) else 1)
 
 
 @jobs_app.command("list")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.ledger import engine
 from escrow.ledger.idempotency import IdempotencyKey
-from escrow.ledger.model import AccountState, JournalEntry, Leg, Side
+from escrow.ledger.model import AccountKind, AccountState, JournalEntry, Leg, Side
 
 
 def key(name: str | None = None, caller: str = "test") -> IdempotencyKey:
@@ -19,10 +19,14 @@ def key(name: str | None = None, caller: str = "test") -> IdempotencyKey:
 
 
 def asset(session: Session, institution: UUID, code: str, **kw: object) -> AccountState:
+    """An asset account of the ledger's own (kind other, unless `kind` says)."""
+    kw.setdefault("kind", AccountKind.OTHER)
     return engine.open_account(session, institution_id=institution, code=code, normal_side=Side.DEBIT, **kw)  # type: ignore[arg-type]
 
 
 def liability(session: Session, institution: UUID, code: str, **kw: object) -> AccountState:
+    """A liability account of the ledger's own (kind other, unless `kind` says)."""
+    kw.setdefault("kind", AccountKind.OTHER)
     return engine.open_account(session, institution_id=institution, code=code, normal_side=Side.CREDIT, **kw)  # type: ignore[arg-type]
 
 

@@ -10,7 +10,16 @@ from sqlalchemy import ARRAY, BigInteger, Integer, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from escrow.db.orm import Base
+from escrow.db.orm import Base, text_enum
+from escrow.rules.states import (
+    ClassStatus,
+    ConfirmedHow,
+    ContractStatus,
+    InstitutionStatus,
+    PayoutKind,
+    PayoutStatus,
+    RefundStatus,
+)
 
 
 class Jurisdiction(Base):
@@ -50,7 +59,7 @@ class Institution(Base):
     supervision_model: Mapped[str] = mapped_column(Text)
     custody_bank: Mapped[str] = mapped_column(Text)
     custody_account: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="active")
+    status: Mapped[InstitutionStatus] = mapped_column(text_enum(InstitutionStatus), server_default="active")
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
 
 
@@ -94,7 +103,7 @@ class Contract(Base):
     policy_effective_date: Mapped[date | None]
     prepaid_account_id: Mapped[UUID]
     signed_at: Mapped[datetime] = mapped_column(server_default="now()")
-    status: Mapped[str] = mapped_column(Text, server_default="active")
+    status: Mapped[ContractStatus] = mapped_column(text_enum(ContractStatus), server_default="active")
 
 
 class Collection(Base):
@@ -134,8 +143,8 @@ class ClassRecord(Base):
     contract_id: Mapped[UUID]
     hours: Mapped[int]
     given_on: Mapped[date]
-    status: Mapped[str] = mapped_column(Text, server_default="pending")
-    confirmed_how: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ClassStatus] = mapped_column(text_enum(ClassStatus), server_default="pending")
+    confirmed_how: Mapped[ConfirmedHow | None] = mapped_column(text_enum(ConfirmedHow))
     confirm_by: Mapped[date]
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     release_transaction_id: Mapped[UUID | None]
@@ -153,7 +162,7 @@ class RefundRequest(Base):
     id: Mapped[UUID] = mapped_column(primary_key=True)
     contract_id: Mapped[UUID]
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="open")
+    status: Mapped[RefundStatus] = mapped_column(text_enum(RefundStatus), server_default="open")
     respond_by: Mapped[date]
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     decision_reason: Mapped[str | None] = mapped_column(Text)
@@ -168,10 +177,10 @@ class Payout(Base):
 
     institution_id: Mapped[UUID] = mapped_column(primary_key=True)
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(Text)
+    kind: Mapped[PayoutKind] = mapped_column(text_enum(PayoutKind))
     contract_id: Mapped[UUID | None]
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text, server_default="instructed")
+    status: Mapped[PayoutStatus] = mapped_column(text_enum(PayoutStatus), server_default="instructed")
     instructed_at: Mapped[datetime]
     settled_at: Mapped[datetime | None]
     bank_reference: Mapped[str | None] = mapped_column(Text)

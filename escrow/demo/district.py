@@ -37,6 +37,7 @@ from escrow.registry.jurisdictions import add_jurisdiction
 from escrow.rules.calendar import BUSINESS_TZ
 from escrow.rules.identity import CREDIT_CODE_CHARS, credit_code_check_char
 from escrow.rules.policy import CourseCategory
+from escrow.rules.states import PayoutStatus
 
 JURISDICTION = "310104"
 BANK = "demo_bank"
@@ -390,7 +391,9 @@ def _bank_executes(s: Session, rng: random.Random, now: datetime, institution_id
 
     bank = Caller(token_id=new_id(), role=Role.BANK, bank_code=BANK)
     instructed = (
-        select(Payout).where(Payout.institution_id == institution_id, Payout.status == "instructed").order_by(Payout.id)
+        select(Payout)
+        .where(Payout.institution_id == institution_id, Payout.status == PayoutStatus.INSTRUCTED)
+        .order_by(Payout.id)
     )
     for payout in s.scalars(instructed).all():
         if rng.random() < 0.97:

@@ -14,13 +14,10 @@ from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, keyset
 from escrow.errors import NotFound
 from escrow.ledger.engine import balance_of, get_entry
-from escrow.ledger.model import JournalEntry
+from escrow.ledger.model import OWED_KINDS, AccountKind, JournalEntry
 from escrow.ledger.records import Account, JournalTransaction, Posting
 from escrow.registry.contracts import visible_contract
 from escrow.registry.institutions import visible_institution
-
-# what each account kind is called in reports; the part of an account code before ':'
-OWED_KINDS = ("prepaid", "releasable", "payout_pending", "refund_payable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +32,18 @@ class InstitutionBalances:
         return sum(self.by_kind.get(kind, 0) for kind in OWED_KINDS)
 
 
-def account_kind(code: ColumnElement[str]) -> ColumnElement[str]:
-    """The kind of an account: its code before ':' (prepaid:<contract> is a prepaid account)."""
-    return func.split_part(code, ":", 1)
-
-
 def account_balances(
     institutions: UUID | Select[UUID],
     *,
     as_of: datetime | None,
     accounts: Sequence[UUID] | Select[UUID] | None = None,
 ) -> Subquery:
-    """(institution_id, account_id, code, balance) of the accounts of `institutions` (an id or a query of ids),
+    """(institution_id, account_id, kind, balance) of the accounts of `institutions` (an id or a query of ids),
     or only of `accounts` (ids or a query of ids), on their normal side: now, the cached balance; as of an instant,
     the sum of the postings of transactions effective by then (an account without any has no row)."""
     if as_of is None:
         query = select(
-            Account.institution_id, Account.id.label("account_id"), Account.code, Account.balance.label("balance")
+            Account.institution_id, Account.id.label("account_id"), Account.kind, Account.balance.label("balance")
         ).where(_among(Account.institution_id, institutions))
         return (query if accounts is None else query.where(Account.id.in_(accounts))).subquery()
     # summed per account before meeting the account table: joined first, PostgreSQL underestimates the
@@ -72,7 +64,7 @@ def account_balances(
         select(
             Account.institution_id,
             Account.id.label("account_id"),
-            Account.code,
+            Account.kind,
             (summed.c.amount * side).label("balance"),
         )
         .join(summed, (summed.c.institution_id == Account.institution_id) & (summed.c.account_id == Account.id))
@@ -90,10 +82,10 @@ def institution_balances(
     require_role(caller, Role.REGULATOR, Role.INSTITUTION, Role.BANK)
     visible_institution(session, caller, institution_id)
     balances = account_balances(institution_id, as_of=as_of)
-    kind = account_kind(balances.c.code)
+    kind = balances.c.kind
     rows = session.execute(select(kind, func.sum(balances.c.balance)).group_by(kind)).all()
-    by_kind = {"custody_cash": 0, **{k: 0 for k in OWED_KINDS}}
-    by_kind.update({k: int(v or 0) for k, v in rows})
+    by_kind = {AccountKind.CUSTODY_CASH.value: 0, **{k.value: 0 for k in OWED_KINDS}}
+    by_kind.update({str(k): int(v or 0) for k, v in rows})
     return InstitutionBalances(institution_id, as_of, by_kind)
 
 

@@ -22,6 +22,7 @@ from escrow.registry.contracts import visible_contract
 from escrow.registry.jurisdictions import policy_version
 from escrow.rules import states
 from escrow.rules.calendar import add_working_days
+from escrow.rules.states import ClassStatus, ConfirmedHow, ContractStatus
 
 
 def record_class(
@@ -40,7 +41,7 @@ def record_class(
         raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
     day = given_on or now.date()
-    if contract.status != "active":
+    if contract.status != ContractStatus.ACTIVE:
         raise Conflict(f"contract {contract_id} is {contract.status}; no more classes can be recorded")
     if day > now.date():
         raise InvalidRequest(f"given_on {day} is in the future; record a class once it is given")
@@ -127,9 +128,9 @@ def _decide(
         row.status = states.move("class", states.CLASS, row.status, event)
         row.decided_at = now
         if event == "confirm":
-            row.confirmed_how = "parent"
+            row.confirmed_how = ConfirmedHow.PARENT
         elif event == "reject":
-            row.confirmed_how = "dispute_rejected"
+            row.confirmed_how = ConfirmedHow.DISPUTE_REJECTED
             row.resolution_note = note_text
         elif event == "dispute":
             row.dispute_reason = note_text
@@ -148,7 +149,7 @@ def _decide(
             after={"status": row.status, "note": note_text},
         )
         release_ready(session, contract, now)
-        if event == "uphold" and contract.status != "active":  # the hours came back after the refund
+        if event == "uphold" and contract.status != ContractStatus.ACTIVE:  # the hours came back after the refund
             refund_remaining(session, contract, cause=f"upheld:{row.id}", now=now)
         return row
 
@@ -234,7 +235,7 @@ def deem_classes_confirmed(
     """Confirm every class whose parent stayed silent past its confirm_by date (of these institutions only,
     when given); safe to run again."""
     query = select(ClassRecord.institution_id, ClassRecord.contract_id).where(
-        ClassRecord.status == "pending", ClassRecord.confirm_by < now.date()
+        ClassRecord.status == ClassStatus.PENDING, ClassRecord.confirm_by < now.date()
     )
     if institution_ids is not None:
         query = query.where(ClassRecord.institution_id.in_(institution_ids))
@@ -247,7 +248,7 @@ def deem_classes_confirmed(
             .where(
                 ClassRecord.institution_id == institution_id,
                 ClassRecord.contract_id == contract_id,
-                ClassRecord.status == "pending",
+                ClassRecord.status == ClassStatus.PENDING,
                 ClassRecord.confirm_by < now.date(),
             )
             .with_for_update(key_share=True)
@@ -255,7 +256,7 @@ def deem_classes_confirmed(
         ).all()
         for row in due:
             row.status = states.move("class", states.CLASS, row.status, "deem")
-            row.confirmed_how = "deemed"
+            row.confirmed_how = ConfirmedHow.DEEMED
             row.decided_at = now
             deemed.append(row.id)
             note(
@@ -266,8 +267,8 @@ def deem_classes_confirmed(
                 object_type="class",
                 object_id=row.id,
                 at=now,
-                before={"status": "pending"},
-                after={"status": "confirmed"},
+                before={"status": ClassStatus.PENDING},
+                after={"status": ClassStatus.CONFIRMED},
             )
         session.flush()
         release_ready(session, contract, now)

@@ -19,11 +19,12 @@ from escrow.db.records import ClassRecord, Collection, Contract, Payout, RefundR
 from escrow.ids import new_id
 from escrow.ledger.engine import open_account, post_transaction
 from escrow.ledger.idempotency import IdempotencyKey
-from escrow.ledger.model import Side, credit, debit
+from escrow.ledger.model import AccountKind, Side, account_code, credit, debit
 from escrow.ledger.records import Account
+from escrow.rules.states import HELD_CLASS_STATUSES, ClassStatus, PayoutKind, PayoutStatus, RefundStatus
 
 LEDGER = "system:ledger"  # the caller of postings the service makes itself, keyed by their cause
-HELD_HOURS = ("pending", "disputed")  # recorded, not yet confirmed: not refundable, not yet released
+HELD_HOURS = HELD_CLASS_STATUSES  # recorded, not yet confirmed: not refundable, not yet released
 
 
 def account_id(session: Session, institution_id: UUID, code: str) -> UUID:
@@ -34,7 +35,12 @@ def account_id(session: Session, institution_id: UUID, code: str) -> UUID:
 
 def refund_payable_account(session: Session, contract: Contract) -> UUID:
     return open_account(
-        session, institution_id=contract.institution_id, code=f"refund_payable:{contract.id}", normal_side=Side.CREDIT
+        session,
+        institution_id=contract.institution_id,
+        code=account_code(AccountKind.REFUND_PAYABLE, contract.id),
+        kind=AccountKind.REFUND_PAYABLE,
+        contract_id=contract.id,
+        normal_side=Side.CREDIT,
     ).id
 
 
@@ -73,7 +79,7 @@ def total_hours(contract: Contract) -> int:
 
 def hours_used(session: Session, contract: Contract) -> int:
     """Hours recorded and not returned: pending, disputed or confirmed."""
-    return _hours(session, contract, released=None, statuses=("pending", "disputed", "confirmed"))
+    return _hours(session, contract, released=None, statuses=(*HELD_CLASS_STATUSES, ClassStatus.CONFIRMED))
 
 
 def share(paid: int, hours: int, total: int) -> int:
@@ -99,13 +105,14 @@ _OF_CONTRACT = (
 # Built once: every confirmation runs both, and building a statement costs more than running it
 _WAITING = (
     select(ClassRecord)
-    .where(*_OF_CONTRACT, ClassRecord.status == "confirmed", ClassRecord.amount_fen.is_(None))
+    .where(*_OF_CONTRACT, ClassRecord.status == ClassStatus.CONFIRMED, ClassRecord.amount_fen.is_(None))
     .order_by(ClassRecord.given_on, ClassRecord.id)
 )
 _DONE = (  # one pass over the contract's classes: hours whose share was worked out, and fen it moved
     select(
         func.coalesce(
-            func.sum(_CLASS.c.hours).filter(_CLASS.c.status == "confirmed", _CLASS.c.amount_fen.is_not(None)), 0
+            func.sum(_CLASS.c.hours).filter(_CLASS.c.status == ClassStatus.CONFIRMED, _CLASS.c.amount_fen.is_not(None)),
+            0,
         ).label("hours_done"),
         func.coalesce(func.sum(_CLASS.c.amount_fen), 0).label("released"),
     )
@@ -118,10 +125,10 @@ _RELEASE_STATE = select(
         .where(
             RefundRequest.institution_id == bindparam("p_institution_id"),
             RefundRequest.contract_id == bindparam("p_contract_id"),
-            RefundRequest.status == "open",
+            RefundRequest.status == RefundStatus.OPEN,
         )
         .exists(),
-        select(_CLASS.c.id).where(*_OF_CONTRACT, _CLASS.c.status == "disputed", _CLASS.c.hours > 0).exists(),
+        select(_CLASS.c.id).where(*_OF_CONTRACT, _CLASS.c.status == ClassStatus.DISPUTED, _CLASS.c.hours > 0).exists(),
     ).label("blocked"),
     select(func.coalesce(func.sum(Collection.amount_fen), 0))
     .where(
@@ -177,8 +184,8 @@ def release_ready(session: Session, contract: Contract, now: datetime) -> int:
 def refundable_fen(session: Session, contract: Contract) -> int:
     """What is unconsumed: held, less the value of hours recorded but not yet confirmed."""
     paid, total = paid_fen(session, contract), total_hours(contract)
-    released_hours = _hours(session, contract, released=True, statuses=("confirmed",))
-    committed = _hours(session, contract, released=False, statuses=("confirmed", *HELD_HOURS))
+    released_hours = _hours(session, contract, released=True, statuses=(ClassStatus.CONFIRMED,))
+    committed = _hours(session, contract, released=False, statuses=(ClassStatus.CONFIRMED, *HELD_HOURS))
     reserved = share(paid, released_hours + committed, total) - released_fen(session, contract)
     return max(held_fen(session, contract) - reserved, 0)
 
@@ -209,8 +216,8 @@ def instruct_refund(session: Session, contract: Contract, amount: int, now: date
         select(Payout.id).where(
             Payout.institution_id == contract.institution_id,
             Payout.contract_id == contract.id,
-            Payout.kind == "refund",
-            Payout.status == "instructed",
+            Payout.kind == PayoutKind.REFUND,
+            Payout.status == PayoutStatus.INSTRUCTED,
         )
     )
     if in_flight is not None:
@@ -218,7 +225,7 @@ def instruct_refund(session: Session, contract: Contract, amount: int, now: date
     payout = Payout(
         institution_id=contract.institution_id,
         id=new_id(),
-        kind="refund",
+        kind=PayoutKind.REFUND,
         contract_id=contract.id,
         amount_fen=amount,
         instructed_at=now,

@@ -19,6 +19,7 @@ from escrow.ids import new_id
 from escrow.ledger.idempotency import IdempotencyKey, run_once
 from escrow.registry.institutions import visible_institution
 from escrow.rules import states
+from escrow.rules.states import HELD_CLASS_STATUSES, ContractStatus, InstitutionStatus, RefundStatus
 
 
 def _locked_institution(session: Session, caller: Caller, institution_id: UUID) -> Institution:
@@ -42,8 +43,8 @@ def place_hold(session: Session, *, caller: Caller, institution_id: UUID, reason
         object_type="institution",
         object_id=institution_id,
         at=now,
-        before={"status": "active"},
-        after={"status": "on_hold", "reason": reason},
+        before={"status": InstitutionStatus.ACTIVE},
+        after={"status": InstitutionStatus.ON_HOLD, "reason": reason},
     )
     return hold
 
@@ -68,8 +69,8 @@ def lift_hold(
         object_type="institution",
         object_id=institution_id,
         at=now,
-        before={"status": "on_hold"},
-        after={"status": "active", "reason": reason},
+        before={"status": InstitutionStatus.ON_HOLD},
+        after={"status": InstitutionStatus.ACTIVE, "reason": reason},
     )
     return hold
 
@@ -95,7 +96,10 @@ def close_institution(
         institution.status = states.move("institution", states.INSTITUTION, institution.status, "close")
         contracts = session.scalars(
             select(Contract)
-            .where(Contract.institution_id == institution_id, Contract.status.in_(("active", "refunded")))
+            .where(
+                Contract.institution_id == institution_id,
+                Contract.status.in_((ContractStatus.ACTIVE, ContractStatus.REFUNDED)),
+            )
             .order_by(Contract.id)
             .with_for_update(key_share=True)
         ).all()
@@ -111,7 +115,7 @@ def close_institution(
             object_id=institution_id,
             at=now,
             before={"status": before},
-            after={"status": "closed", "reason": reason, "contracts_refunded": len(contracts)},
+            after={"status": InstitutionStatus.CLOSED, "reason": reason, "contracts_refunded": len(contracts)},
         )
         return institution
 
@@ -131,7 +135,7 @@ def _close_contract(session: Session, contract: Contract, reason: str, by: str, 
         select(RefundRequest).where(
             RefundRequest.institution_id == contract.institution_id,
             RefundRequest.contract_id == contract.id,
-            RefundRequest.status == "open",
+            RefundRequest.status == RefundStatus.OPEN,
         )
     ):
         request.status = states.move("refund request", states.REFUND, request.status, "close")
@@ -140,7 +144,7 @@ def _close_contract(session: Session, contract: Contract, reason: str, by: str, 
         select(ClassRecord).where(
             ClassRecord.institution_id == contract.institution_id,
             ClassRecord.contract_id == contract.id,
-            ClassRecord.status.in_(("pending", "disputed")),
+            ClassRecord.status.in_(HELD_CLASS_STATUSES),
         )
     ):
         record.status = states.move("class", states.CLASS, record.status, "void")

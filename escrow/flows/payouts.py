@@ -20,12 +20,14 @@ from escrow.flows.consumption import LEDGER, account_id, instruct_refund, paid_f
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
-from escrow.ledger.model import Leg, credit, debit
+from escrow.ledger.model import AccountKind, Leg, credit, debit
 from escrow.ledger.records import Account
 from escrow.registry.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules import states
+from escrow.rules.calendar import BUSINESS_TZ
 from escrow.rules.policy import Policy, ReleaseCadence
+from escrow.rules.states import InstitutionStatus, PayoutKind, PayoutStatus
 
 
 def make_payouts(session: Session, *, now: datetime, institution_ids: Collection[UUID] | None = None) -> list[UUID]:
@@ -40,7 +42,7 @@ def make_payouts(session: Session, *, now: datetime, institution_ids: Collection
     made = []
     for institution_id in institutions:
         institution = session.get_one(Institution, institution_id, with_for_update={"key_share": True})
-        if institution.status != "active":  # a hold blocks payouts to the institution
+        if institution.status != InstitutionStatus.ACTIVE:  # a hold blocks payouts to the institution
             continue
         policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=now.date())
         payout = _instruct_release(session, institution_id, policy, now, on_request=False)
@@ -55,7 +57,7 @@ def request_payout(
     """The institution asks for everything released so far, whatever the cadence."""
     institution = own_institution(session, caller, institution_id)
     locked = session.get_one(Institution, institution.id, with_for_update={"key_share": True}, populate_existing=True)
-    if locked.status != "active":
+    if locked.status != InstitutionStatus.ACTIVE:
         raise InstitutionOnHold(f"institution {institution_id} is {locked.status}: payouts are blocked")
 
     def perform() -> Payout | None:
@@ -90,7 +92,9 @@ def _instruct_release(
     amount = sum(c.amount_fen or 0 for c in due)
     if amount == 0:
         return None
-    payout = Payout(institution_id=institution_id, id=new_id(), kind="release", amount_fen=amount, instructed_at=now)
+    payout = Payout(
+        institution_id=institution_id, id=new_id(), kind=PayoutKind.RELEASE, amount_fen=amount, instructed_at=now
+    )
     session.add(payout)
     session.flush()
     entry = post_transaction(
@@ -132,14 +136,18 @@ def _due(
         return _tranches_reached(session, institution_id, policy, unpaid)
     last = session.scalar(
         select(func.max(Payout.instructed_at)).where(
-            Payout.institution_id == institution_id, Payout.kind == "release", Payout.status != "failed"
+            Payout.institution_id == institution_id,
+            Payout.kind == PayoutKind.RELEASE,
+            Payout.status != PayoutStatus.FAILED,
         )
     )
     if last is None:
         return unpaid
     if policy.release_cadence is ReleaseCadence.WEEKLY:
         return unpaid if now - last >= timedelta(days=7) else []
-    return unpaid if (now.year, now.month) != (last.year, last.month) else []  # monthly
+    # monthly: the district's months, in its own time (Beijing), not UTC's
+    this_month, last_month = now.astimezone(BUSINESS_TZ), last.astimezone(BUSINESS_TZ)
+    return unpaid if (this_month.year, this_month.month) != (last_month.year, last_month.month) else []
 
 
 def _tranches_reached(
@@ -208,7 +216,7 @@ def settle_payout(
                 | ({"bank_reference": note_text} if executed else {}),
             )
             payout.settle_transaction_id = entry.id
-        if not executed and payout.kind == "release":  # the classes wait for the next instruction
+        if not executed and payout.kind == PayoutKind.RELEASE:  # the classes wait for the next instruction
             for record in session.scalars(
                 select(ClassRecord).where(
                     ClassRecord.institution_id == institution_id, ClassRecord.payout_id == payout.id
@@ -224,7 +232,7 @@ def settle_payout(
             object_type="payout",
             object_id=payout.id,
             at=now,
-            before={"status": "instructed"},
+            before={"status": PayoutStatus.INSTRUCTED},
             after={"status": payout.status, "note": note_text},
         )
         return payout
@@ -243,7 +251,7 @@ def settle_payout(
 def _settlement_legs(session: Session, payout: Payout, executed: bool) -> list[Leg]:
     institution_id, amount = payout.institution_id, payout.amount_fen
     cash = account_id(session, institution_id, CUSTODY_CASH)
-    if payout.kind == "release":
+    if payout.kind == PayoutKind.RELEASE:
         pending = account_id(session, institution_id, PAYOUT_PENDING)
         back_to = cash if executed else account_id(session, institution_id, RELEASABLE)
         return [debit(pending, amount), credit(back_to, amount)]
@@ -256,13 +264,13 @@ def _settlement_legs(session: Session, payout: Payout, executed: bool) -> list[L
 def reinstruct_refunds(session: Session, *, now: datetime) -> list[UUID]:
     """Refunds owed with no instruction in flight (a failed one, or owed after a dispute) get one."""
     owed = session.execute(
-        select(Account.institution_id, Account.code, Account.balance).where(
-            Account.code.like("refund_payable:%"), Account.balance > 0
+        select(Account.institution_id, Account.contract_id, Account.balance).where(
+            Account.kind == AccountKind.REFUND_PAYABLE, Account.balance > 0
         )
     ).all()
     made = []
-    for institution_id, code, balance in owed:
-        contract = session.get_one(Contract, (institution_id, UUID(code.split(":", 1)[1])))
+    for institution_id, contract_id, balance in owed:
+        contract = session.get_one(Contract, (institution_id, contract_id))
         payout = instruct_refund(session, contract, int(balance), now)
         if payout is not None:
             made.append(payout.id)

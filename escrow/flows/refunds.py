@@ -23,6 +23,7 @@ from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_version
 from escrow.rules import states
 from escrow.rules.calendar import add_working_days
+from escrow.rules.states import ContractStatus, RefundStatus
 
 
 def request_refund(
@@ -31,7 +32,7 @@ def request_refund(
     """Ask for the unconsumed balance back; release of the contract waits until it is answered."""
     require_role(caller, Role.PARENT)
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
-    if contract.status != "active":
+    if contract.status != ContractStatus.ACTIVE:
         raise Conflict(f"contract {contract_id} is {contract.status}; it has nothing left to refund")
     if _open(session, contract) is not None:
         raise Conflict("a refund request for this contract is already open; wait for its answer")
@@ -91,8 +92,8 @@ def decide_refund(
                 object_type="refund_request",
                 object_id=row.id,
                 at=now,
-                before={"status": "open"},
-                after={"status": "rejected", "reason": reason},
+                before={"status": RefundStatus.OPEN},
+                after={"status": RefundStatus.REJECTED, "reason": reason},
             )
             release_ready(session, contract, now)
         return row
@@ -114,7 +115,7 @@ def deem_refunds_approved(
     """Approve every request the institution left unanswered past respond_by (of these institutions only,
     when given); safe to run again."""
     query = select(RefundRequest.institution_id, RefundRequest.id).where(
-        RefundRequest.status == "open", RefundRequest.respond_by < now.date()
+        RefundRequest.status == RefundStatus.OPEN, RefundRequest.respond_by < now.date()
     )
     if institution_ids is not None:
         query = query.where(RefundRequest.institution_id.in_(institution_ids))
@@ -130,7 +131,7 @@ def deem_refunds_approved(
         row = session.get_one(
             RefundRequest, (institution_id, request_id), with_for_update={"key_share": True}, populate_existing=True
         )
-        if row.status != "open":
+        if row.status != RefundStatus.OPEN:
             continue
         _approve(session, row, contract, event="deem", decided_by=SYSTEM, now=now)
         deemed.append(row.id)
@@ -155,7 +156,7 @@ def _approve(
         object_type="refund_request",
         object_id=row.id,
         at=now,
-        before={"status": "open"},
+        before={"status": RefundStatus.OPEN},
         after={"status": row.status, "amount_fen": row.amount_fen},
     )
 
@@ -165,7 +166,7 @@ def _open(session: Session, contract: Contract) -> RefundRequest | None:
         select(RefundRequest).where(
             RefundRequest.institution_id == contract.institution_id,
             RefundRequest.contract_id == contract.id,
-            RefundRequest.status == "open",
+            RefundRequest.status == RefundStatus.OPEN,
         )
     ).one_or_none()
 

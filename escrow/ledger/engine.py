@@ -41,6 +41,7 @@ from escrow.ledger.idempotency import (
     outcome_params,
 )
 from escrow.ledger.model import (
+    AccountKind,
     AccountState,
     JournalEntry,
     Leg,
@@ -63,36 +64,48 @@ def open_account(
     *,
     institution_id: UUID,
     code: str,
+    kind: AccountKind,
     normal_side: Side,
+    contract_id: UUID | None = None,
     currency: str = "CNY",
     allow_negative: bool = False,
 ) -> AccountState:
-    """Open the account `code` of an institution, or return it if it is already open as asked."""
+    """Open the account `code` of an institution, or return it if it is already open as asked.
+
+    A prepaid or refund_payable account names its contract; no other kind does."""
     try:
         check_currency(currency)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
+    if kind.per_contract != (contract_id is not None):
+        raise InvalidRequest(f"a {kind} account {'needs' if kind.per_contract else 'takes no'} contract")
     session.execute(
         pg_insert(Account)
         .values(
             institution_id=institution_id,
             id=new_id(),
             code=code,
+            kind=kind,
+            contract_id=contract_id,
             normal_side=normal_side.value,
             currency=currency,
             allow_negative=allow_negative,
         )
         .on_conflict_do_nothing(index_elements=["institution_id", "code"])
     )
-    account = _state(session.scalars(_accounts(institution_id).where(Account.code == code)).one())
-    if (account.normal_side, account.currency, account.allow_negative) != (
+    row = session.scalars(_accounts(institution_id).where(Account.code == code)).one()
+    account = _state(row)
+    if (account.normal_side, account.currency, account.allow_negative, row.kind, row.contract_id) != (
         normal_side,
         currency,
         allow_negative,
+        kind,
+        contract_id,
     ):
         raise AccountConflict(
             f"account {code!r} is already open as {account.normal_side}-side {account.currency}"
-            f"{' allowing negative' if account.allow_negative else ''}; it cannot be reopened differently",
+            f"{' allowing negative' if account.allow_negative else ''}, a {row.kind} account"
+            f"{f' of contract {row.contract_id}' if row.contract_id else ''}; it cannot be reopened differently",
             code=code,
         )
     return account

@@ -26,6 +26,36 @@ class Side(StrEnum):
         return 1 if self is Side.DEBIT else -1
 
 
+class AccountKind(StrEnum):
+    """What an account holds in an institution's books (stored in account.kind; its code says the same)."""
+
+    CUSTODY_CASH = "custody_cash"  # money in the supervised custody bank account
+    PREPAID = "prepaid"  # one contract's unconsumed prepayment: held for the family
+    RELEASABLE = "releasable"  # classes given and confirmed, owed to the institution
+    PAYOUT_PENDING = "payout_pending"  # instructed to the bank, not yet confirmed executed
+    REFUND_PAYABLE = "refund_payable"  # one contract's approved refund, owed to the family
+    RESERVE_CASH = "reserve_cash"
+    RESERVE_DEPOSIT = "reserve_deposit"
+    OTHER = "other"  # outside the escrow's chart: the ledger's own tests and tools
+
+    @property
+    def per_contract(self) -> bool:
+        """True for the kinds an institution has one of per contract (and which name that contract)."""
+        return self in PER_CONTRACT_KINDS
+
+
+PER_CONTRACT_KINDS = frozenset({AccountKind.PREPAID, AccountKind.REFUND_PAYABLE})
+# what families are owed: the money the custody account holds for them
+FAMILY_KINDS = (AccountKind.PREPAID, AccountKind.REFUND_PAYABLE)
+# everything the custody cash must cover: owed to families and to the institution
+OWED_KINDS = (AccountKind.PREPAID, AccountKind.RELEASABLE, AccountKind.PAYOUT_PENDING, AccountKind.REFUND_PAYABLE)
+
+
+def account_code(kind: AccountKind, contract_id: UUID | None = None) -> str:
+    """The code an escrow account is known by (over HTTP too): its kind, and for a contract's, the contract."""
+    return kind.value if contract_id is None else f"{kind.value}:{contract_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Leg:
     """One line of a journal transaction: a signed amount (debit +, credit -) on one account."""

@@ -1,4 +1,4 @@
-"""ORM records of the ledger tables (made by migrations/versions/0001_ledger.py)."""
+"""ORM records of the ledger tables (made by migrations/versions/0001_ledger.py; account kinds by 0013)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from sqlalchemy import BigInteger, Identity, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from escrow.db.orm import Base
+from escrow.db.orm import Base, text_enum
+from escrow.ledger.model import AccountKind
 
 
 class Account(Base):
@@ -19,6 +20,8 @@ class Account(Base):
     institution_id: Mapped[UUID] = mapped_column(primary_key=True)
     id: Mapped[UUID] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(Text)
+    kind: Mapped[AccountKind] = mapped_column(text_enum(AccountKind))
+    contract_id: Mapped[UUID | None]
     normal_side: Mapped[str] = mapped_column(Text)
     currency: Mapped[str] = mapped_column(Text)
     allow_negative: Mapped[bool]

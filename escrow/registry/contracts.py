@@ -16,7 +16,7 @@ from escrow.db.records import Collection, Contract, Course, Guardian
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.ids import new_id
 from escrow.ledger.engine import open_account
-from escrow.ledger.model import Side
+from escrow.ledger.model import AccountKind, Side, account_code
 from escrow.ledger.records import Account
 from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
@@ -44,7 +44,7 @@ class ContractView:
 
 
 def prepaid_code(contract_id: UUID) -> str:
-    return f"prepaid:{contract_id}"
+    return account_code(AccountKind.PREPAID, contract_id)
 
 
 def sign_contract(
@@ -84,7 +84,12 @@ def sign_contract(
     holder = _guardian(session, guardian)
     contract_id = new_id()
     account = open_account(
-        session, institution_id=institution_id, code=prepaid_code(contract_id), normal_side=Side.CREDIT
+        session,
+        institution_id=institution_id,
+        code=prepaid_code(contract_id),
+        kind=AccountKind.PREPAID,
+        contract_id=contract_id,
+        normal_side=Side.CREDIT,
     )
     row = Contract(
         institution_id=institution_id,

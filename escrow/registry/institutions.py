@@ -15,16 +15,17 @@ from escrow.db.records import Institution
 from escrow.errors import Conflict, InvalidRequest, NotFound
 from escrow.ids import new_id
 from escrow.ledger.engine import open_account
-from escrow.ledger.model import Side
+from escrow.ledger.model import AccountKind, Side, account_code
 from escrow.registry.jurisdictions import policy_in_force, visible_jurisdiction
 from escrow.rules.identity import credit_code_problem
 from escrow.rules.policy import SupervisionModel
 
-CUSTODY_CASH = "custody_cash"
-RELEASABLE = "releasable"
-PAYOUT_PENDING = "payout_pending"
-RESERVE_CASH = "reserve_cash"
-RESERVE_DEPOSIT = "reserve_deposit"
+# the codes of an institution's own accounts (one of each; each code is its account's kind)
+CUSTODY_CASH = AccountKind.CUSTODY_CASH.value
+RELEASABLE = AccountKind.RELEASABLE.value
+PAYOUT_PENDING = AccountKind.PAYOUT_PENDING.value
+RESERVE_CASH = AccountKind.RESERVE_CASH.value
+RESERVE_DEPOSIT = AccountKind.RESERVE_DEPOSIT.value
 
 
 def register_institution(
@@ -82,10 +83,10 @@ def register_institution(
             "custody_bank": custody_bank,
         },
     )
-    for code in (CUSTODY_CASH, RESERVE_CASH):
-        open_account(session, institution_id=row.id, code=code, normal_side=Side.DEBIT)
-    for code in (RELEASABLE, PAYOUT_PENDING, RESERVE_DEPOSIT):
-        open_account(session, institution_id=row.id, code=code, normal_side=Side.CREDIT)
+    for kind in (AccountKind.CUSTODY_CASH, AccountKind.RESERVE_CASH):
+        open_account(session, institution_id=row.id, code=account_code(kind), kind=kind, normal_side=Side.DEBIT)
+    for kind in (AccountKind.RELEASABLE, AccountKind.PAYOUT_PENDING, AccountKind.RESERVE_DEPOSIT):
+        open_account(session, institution_id=row.id, code=account_code(kind), kind=kind, normal_side=Side.CREDIT)
     return row
 
 

@@ -4,5 +4,5 @@ money.py     integer fen with a currency, largest-remainder splits, yuan formatt
 policy.py    a jurisdiction's numbers (caps, windows, cadence) and the checks they imply
 calendar.py  working days on the Chinese official calendar
 identity.py  check digits of unified social credit codes and resident ID numbers
-states.py    one transition table per lifecycle; anything else is a Conflict
+states.py    a StrEnum and a transition table per lifecycle; anything else is a Conflict
 """

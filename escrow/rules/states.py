@@ -1,41 +1,121 @@
-"""Every status moves through one table per kind of object; anything else is refused as a conflict."""
+"""Every status moves through one table per kind of object; anything else is refused as a conflict.
+
+Each lifecycle is a StrEnum whose values are the strings stored in PostgreSQL (a CHECK on each status
+column allows exactly these; tests/db/test_states_match_database.py holds the two together) and shown
+over HTTP. A hold has no status of its own: it is the institution's active -> on_hold -> active.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
+from typing import TypeVar
 
 from escrow.errors import Conflict
 
-CLASS = {
-    ("pending", "confirm"): "confirmed",
-    ("pending", "deem"): "confirmed",
-    ("pending", "dispute"): "disputed",
-    ("disputed", "uphold"): "upheld",
-    ("disputed", "reject"): "confirmed",
-    ("pending", "void"): "void",
-    ("disputed", "void"): "void",
+S = TypeVar("S", bound=StrEnum)
+
+
+class ClassStatus(StrEnum):
+    PENDING = "pending"  # recorded; the parent may confirm or dispute until confirm_by
+    CONFIRMED = "confirmed"
+    DISPUTED = "disputed"
+    UPHELD = "upheld"  # the dispute was upheld: the hours were not given
+    VOID = "void"  # closed with the institution before anyone decided
+
+
+class ConfirmedHow(StrEnum):
+    PARENT = "parent"
+    DEEMED = "deemed"
+    DISPUTE_REJECTED = "dispute_rejected"
+
+
+class RefundStatus(StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    DEEMED_APPROVED = "deemed_approved"
+    REJECTED = "rejected"
+    CLOSURE = "closure"  # settled by the institution's closure
+
+
+class PayoutStatus(StrEnum):
+    INSTRUCTED = "instructed"
+    EXECUTED = "executed"
+    FAILED = "failed"
+
+
+class PayoutKind(StrEnum):
+    RELEASE = "release"  # to the institution, of what its classes earned
+    REFUND = "refund"  # to a family, of one contract's refund
+
+
+class InstitutionStatus(StrEnum):
+    ACTIVE = "active"
+    ON_HOLD = "on_hold"
+    CLOSED = "closed"
+
+
+class ContractStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"  # allowed by the database; no event leads here yet
+    REFUNDED = "refunded"
+    CLOSED = "closed"
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class JobOutcome(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+# recorded, not yet confirmed: the hours are not refundable and not yet released
+HELD_CLASS_STATUSES = (ClassStatus.PENDING, ClassStatus.DISPUTED)
+
+CLASS: Mapping[tuple[ClassStatus, str], ClassStatus] = {
+    (ClassStatus.PENDING, "confirm"): ClassStatus.CONFIRMED,
+    (ClassStatus.PENDING, "deem"): ClassStatus.CONFIRMED,
+    (ClassStatus.PENDING, "dispute"): ClassStatus.DISPUTED,
+    (ClassStatus.DISPUTED, "uphold"): ClassStatus.UPHELD,
+    (ClassStatus.DISPUTED, "reject"): ClassStatus.CONFIRMED,
+    (ClassStatus.PENDING, "void"): ClassStatus.VOID,
+    (ClassStatus.DISPUTED, "void"): ClassStatus.VOID,
 }
-REFUND = {
-    ("open", "approve"): "approved",
-    ("open", "deem"): "deemed_approved",
-    ("open", "reject"): "rejected",
-    ("open", "close"): "closure",
+REFUND: Mapping[tuple[RefundStatus, str], RefundStatus] = {
+    (RefundStatus.OPEN, "approve"): RefundStatus.APPROVED,
+    (RefundStatus.OPEN, "deem"): RefundStatus.DEEMED_APPROVED,
+    (RefundStatus.OPEN, "reject"): RefundStatus.REJECTED,
+    (RefundStatus.OPEN, "close"): RefundStatus.CLOSURE,
 }
-PAYOUT = {("instructed", "execute"): "executed", ("instructed", "fail"): "failed"}
-INSTITUTION = {
-    ("active", "hold"): "on_hold",
-    ("on_hold", "lift"): "active",
-    ("active", "close"): "closed",
-    ("on_hold", "close"): "closed",
+PAYOUT: Mapping[tuple[PayoutStatus, str], PayoutStatus] = {
+    (PayoutStatus.INSTRUCTED, "execute"): PayoutStatus.EXECUTED,
+    (PayoutStatus.INSTRUCTED, "fail"): PayoutStatus.FAILED,
 }
-CONTRACT = {
-    ("active", "refund"): "refunded",
-    ("active", "close"): "closed",
-    ("refunded", "close"): "closed",
+INSTITUTION: Mapping[tuple[InstitutionStatus, str], InstitutionStatus] = {
+    (InstitutionStatus.ACTIVE, "hold"): InstitutionStatus.ON_HOLD,
+    (InstitutionStatus.ON_HOLD, "lift"): InstitutionStatus.ACTIVE,
+    (InstitutionStatus.ACTIVE, "close"): InstitutionStatus.CLOSED,
+    (InstitutionStatus.ON_HOLD, "close"): InstitutionStatus.CLOSED,
+}
+CONTRACT: Mapping[tuple[ContractStatus, str], ContractStatus] = {
+    (ContractStatus.ACTIVE, "refund"): ContractStatus.REFUNDED,
+    (ContractStatus.ACTIVE, "close"): ContractStatus.CLOSED,
+    (ContractStatus.REFUNDED, "close"): ContractStatus.CLOSED,
+}
+ALERT: Mapping[tuple[AlertState, str], AlertState] = {
+    (AlertState.OPEN, "acknowledge"): AlertState.ACKNOWLEDGED,
+    (AlertState.OPEN, "resolve"): AlertState.RESOLVED,
+    (AlertState.ACKNOWLEDGED, "resolve"): AlertState.RESOLVED,
 }
 
 
-def move(what: str, table: Mapping[tuple[str, str], str], current: str, event: str) -> str:
+def move(what: str, table: Mapping[tuple[S, str], S], current: S, event: str) -> S:
     """The status after `event`, or a Conflict that says why it cannot happen now."""
     after = table.get((current, event))
     if after is None:

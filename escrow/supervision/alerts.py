@@ -19,7 +19,7 @@ from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, check_limit, decode_cursor, page_of
 from escrow.errors import NotFound
 from escrow.ids import new_id
-from escrow.rules.states import move
+from escrow.rules.states import ALERT, AlertState, move
 
 
 class Severity(StrEnum):
@@ -79,13 +79,6 @@ def raise_alerts(
     return raised
 
 
-ALERT_MOVES = {
-    ("open", "acknowledge"): "acknowledged",
-    ("open", "resolve"): "resolved",
-    ("acknowledged", "resolve"): "resolved",
-}
-
-
 def _scope(caller: Caller) -> tuple[str, dict[str, Any]]:
     """Regulators see alerts of their jurisdictions' institutions and district-wide ones."""
     require_role(caller, Role.REGULATOR)
@@ -142,7 +135,7 @@ def work_alert(
     )
     if row is None:
         raise NotFound(f"alert {alert_id} does not exist or is outside your scope")
-    after = move("alert", ALERT_MOVES, row["state"], event)
+    after = move("alert", ALERT, AlertState(row["state"]), event)
     columns = "acknowledged_at = :now, acknowledged_by = :by, acknowledge_note = :note"
     if event == "resolve":
         columns = "resolved_at = :now, resolved_by = :by, resolution_note = :note"

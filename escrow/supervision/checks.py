@@ -40,11 +40,10 @@ WITH p AS MATERIALIZED (
 ), a AS MATERIALIZED (
     SELECT institution_id, currency,
            sum((balance >> 32) * k) * 4294967296 + sum((balance & 4294967295) * k) AS weighted,
-           sum(balance) FILTER (WHERE code = 'custody_cash') AS cash,
-           sum(balance) FILTER (WHERE code LIKE 'prepaid:%' OR code LIKE 'refund_payable:%'
-                                OR code IN ('releasable', 'payout_pending')) AS owed,
+           sum(balance) FILTER (WHERE kind = 'custody_cash') AS cash,
+           sum(balance) FILTER (WHERE kind IN ('prepaid', 'refund_payable', 'releasable', 'payout_pending')) AS owed,
            count(*) FILTER (WHERE NOT allow_negative AND balance < 0) AS negative
-    FROM (SELECT institution_id, currency, code, balance, allow_negative,  -- k signed: balances read as postings
+    FROM (SELECT institution_id, currency, kind, balance, allow_negative,  -- k signed: balances read as postings
                  (uuid_hash_extended(id, :salt + 1) & 536870911) * CASE normal_side WHEN 'debit' THEN 1 ELSE -1 END
                      AS k
           FROM account) accounts

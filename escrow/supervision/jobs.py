@@ -24,6 +24,7 @@ from escrow.flows.classes import deem_classes_confirmed
 from escrow.flows.payouts import make_payouts, reinstruct_refunds
 from escrow.flows.refunds import deem_refunds_approved
 from escrow.ids import new_id
+from escrow.rules.states import JobOutcome
 from escrow.supervision.alerts import raise_alerts
 from escrow.supervision.checks import LEDGER_RULES, audit_findings, ledger_findings
 from escrow.supervision.reconcile import RECON_RULES, reconcile, reconciliation_findings
@@ -95,7 +96,7 @@ def run_job(session: Session, *, name: str, now: datetime) -> dict[str, Any]:
 class Run:
     id: UUID | None
     job: str
-    outcome: str
+    outcome: JobOutcome
     found: dict[str, Any]
 
 
@@ -106,7 +107,7 @@ def run_recorded(engine: Engine, *, name: str, now: datetime, slot: datetime | N
     db = make_sessionmaker(engine)
     with engine.connect() as lock:
         if not lock.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": f"escrow.job.{name}"}):
-            return Run(None, name, "skipped", {"reason": "running elsewhere"})
+            return Run(None, name, JobOutcome.SKIPPED, {"reason": "running elsewhere"})
         try:
             run_id = new_id()
             with db.begin() as s:
@@ -118,7 +119,7 @@ def run_recorded(engine: Engine, *, name: str, now: datetime, slot: datetime | N
                     {"id": run_id, "job": name, "now": now, "slot": slot},
                 )
             if claimed is None:
-                return Run(None, name, "skipped", {"reason": "slot already run"})
+                return Run(None, name, JobOutcome.SKIPPED, {"reason": "slot already run"})
             try:
                 with db.begin() as s:
                     if name in SNAPSHOT_JOBS:
@@ -126,9 +127,9 @@ def run_recorded(engine: Engine, *, name: str, now: datetime, slot: datetime | N
                     # compiling a plan costed in the millions took 225 ms for a query that ran in 3
                     s.execute(text("SET LOCAL jit = off"))
                     found = JOBS[name][0](s, now, run_id)
-                outcome, error = "ok", None
+                outcome, error = JobOutcome.OK, None
             except Exception:  # a failed run is recorded with its error; the next run tries again
-                found, outcome, error = {}, "failed", traceback.format_exc(limit=5)
+                found, outcome, error = {}, JobOutcome.FAILED, traceback.format_exc(limit=5)
             with db.begin() as s:
                 s.execute(
                     text(

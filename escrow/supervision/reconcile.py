@@ -65,7 +65,7 @@ CREATE TEMP TABLE recon_move ON COMMIT DROP AS
 SELECT t.institution_id, t.statement_id, t.id AS transaction_id, c.amount::bigint AS amount_fen,
        coalesce(t.reference, po.bank_reference, '') AS reference, t.effective_at
 FROM recon_day t
-JOIN account a ON a.institution_id = t.institution_id AND a.code = 'custody_cash'
+JOIN account a ON a.institution_id = t.institution_id AND a.kind = 'custody_cash'
 CROSS JOIN LATERAL (SELECT sum(p.amount) FILTER (WHERE p.account_id = a.id) AS amount FROM posting p
                     WHERE p.institution_id = t.institution_id AND p.transaction_id = t.id) c
 LEFT JOIN payout po ON po.institution_id = t.institution_id AND po.settle_transaction_id = t.id
@@ -124,14 +124,14 @@ DELETE FROM recon_line r USING statement_match m WHERE m.institution_id = r.inst
 def _figures(institutions: str, posted: str) -> str:
     """Custody cash and what families are owed, per institution of the `institutions` subquery, with each
     account's postings summed as `posted` (an expression over the account `a`)."""
-    family = "a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'"
+    family = "a.kind IN ('prepaid', 'refund_payable')"
     return f"""
 SELECT d.institution_id,
-       coalesce(sum(a.posted) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
+       coalesce(sum(a.posted) FILTER (WHERE a.kind = 'custody_cash'), 0) AS custody,
        coalesce(sum(a.posted) FILTER (WHERE {family}), 0) AS family
 FROM ({institutions}) d
-CROSS JOIN LATERAL (SELECT a.code, {posted} AS posted FROM account a
-                    WHERE a.institution_id = d.institution_id AND (a.code = 'custody_cash' OR {family})) a
+CROSS JOIN LATERAL (SELECT a.kind, {posted} AS posted FROM account a
+                    WHERE a.institution_id = d.institution_id AND (a.kind = 'custody_cash' OR {family})) a
 GROUP BY d.institution_id
 """  # noqa: S608 (constant parts only)
 
@@ -162,8 +162,8 @@ FROM recon_after t JOIN posting p ON p.institution_id = t.institution_id AND p.t
 _AFTER_SUMS = """
 CREATE TEMP TABLE recon_after_sum ON COMMIT DROP AS
 SELECT l.institution_id, l.effective_at,
-       coalesce(sum(l.amount) FILTER (WHERE a.code = 'custody_cash'), 0) AS custody,
-       coalesce(sum(l.amount) FILTER (WHERE a.code LIKE 'prepaid:%' OR a.code LIKE 'refund_payable:%'), 0) AS family
+       coalesce(sum(l.amount) FILTER (WHERE a.kind = 'custody_cash'), 0) AS custody,
+       coalesce(sum(l.amount) FILTER (WHERE a.kind IN ('prepaid', 'refund_payable')), 0) AS family
 FROM recon_after_leg l JOIN account a ON a.institution_id = l.institution_id AND a.id = l.account_id
 GROUP BY l.institution_id, l.effective_at
 """

@@ -16,16 +16,17 @@ from sqlalchemy.orm import Session
 from escrow.access.callers import Caller, Role, contract_scope, institution_scope, require_role
 from escrow.db.paging import MAX_LIMIT, Page, keyset
 from escrow.db.records import Collection, Contract, Institution
-from escrow.flows.books import account_balances, account_kind
+from escrow.flows.books import account_balances
+from escrow.ledger.model import AccountKind
 from escrow.registry.institutions import visible_institution
 
 # report column -> the account kind it sums
 HELD_KINDS = {
-    "held": "prepaid",
-    "releasable": "releasable",
-    "payout_pending": "payout_pending",
-    "refund_payable": "refund_payable",
-    "custody_cash": "custody_cash",
+    "held": AccountKind.PREPAID,
+    "releasable": AccountKind.RELEASABLE,
+    "payout_pending": AccountKind.PAYOUT_PENDING,
+    "refund_payable": AccountKind.REFUND_PAYABLE,
+    "custody_cash": AccountKind.CUSTODY_CASH,
 }
 HELD_COLUMNS = tuple(HELD_KINDS)
 # age bucket -> held money collected less than this many days before the instant (whole days elapsed)
@@ -69,7 +70,7 @@ def held_funds(
     require_role(caller, Role.REGULATOR)
     scope = _scope(caller, jurisdiction_code)
     balances = account_balances(select(Institution.id).where(scope), as_of=as_of)
-    kind = account_kind(balances.c.code)
+    kind = balances.c.kind
     sums = (
         select(
             balances.c.institution_id,

@@ -27,7 +27,7 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
             "SELECT a.institution_id, sum(a.balance),"
             " (SELECT max(given_on) FROM class_record c WHERE c.institution_id = a.institution_id)"
             " FROM account a JOIN institution i ON i.id = a.institution_id AND i.status <> 'closed'"
-            " WHERE a.code LIKE 'prepaid:%' GROUP BY a.institution_id HAVING sum(a.balance) > 0"
+            " WHERE a.kind = 'prepaid' GROUP BY a.institution_id HAVING sum(a.balance) > 0"
         )
     ):
         thresholds = policy(inst).alert_thresholds
@@ -65,7 +65,7 @@ def refund_surge(session: Session, now: datetime, policy: Callable[[UUID], Polic
     for inst, window, recent, before, refunded, held in session.execute(
         text(  # what each institution holds for families, summed once for all of them
             "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:days AS int[])) AS w(institution_id, days)),"
-            " held AS (SELECT institution_id, sum(balance) AS fen FROM account WHERE code LIKE 'prepaid:%'"
+            " held AS (SELECT institution_id, sum(balance) AS fen FROM account WHERE kind = 'prepaid'"
             "  GROUP BY institution_id)"
             " SELECT r.institution_id, w.days,"
             " count(*) FILTER (WHERE requested_at > :now - make_interval(days => w.days) AND requested_at <= :now),"
@@ -190,7 +190,7 @@ def reserve_below(session: Session, now: datetime, policy: Callable[[UUID], Poli
         text(
             "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:months AS int[])) AS w(id, months))"
             " SELECT i.id, w.months, coalesce((SELECT balance FROM account a WHERE a.institution_id = i.id"
-            "  AND a.code = 'reserve_deposit'), 0),"
+            "  AND a.kind = 'reserve_deposit'), 0),"
             " coalesce((SELECT sum(amount_fen) FROM collection c WHERE c.institution_id = i.id"
             "  AND c.collected_at > :now - make_interval(months => w.months) AND c.collected_at <= :now), 0)::bigint"
             " FROM institution i JOIN w USING (id) WHERE i.supervision_model = 'reserve' AND i.status <> 'closed'"

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.errors import AlreadyReversed, EscrowError, InsufficientFunds, UnbalancedTransaction
 from escrow.ledger import engine
-from escrow.ledger.model import Leg, Side
+from escrow.ledger.model import AccountKind, Leg, Side
 from tests.factories import bare_institution
 from tests.ledger_helpers import balances, books_problems, key
 
@@ -103,6 +103,7 @@ def test_engine_matches_a_plain_model(db: sessionmaker[Session]) -> None:
                     s,
                     institution_id=self.institution,
                     code=code,
+                    kind=AccountKind.OTHER,
                     normal_side=side,
                     allow_negative=allow_negative,
                 )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.errors import AccountConflict, AlreadyReversed, InsufficientFunds, NotFound, UnbalancedTransaction
 from escrow.ledger import engine
-from escrow.ledger.model import Side, credit, debit
+from escrow.ledger.model import AccountKind, Side, credit, debit
 from escrow.ledger.records import JournalTransaction
 from escrow.rules.money import allocate
 from tests.factories import bare_institution
@@ -219,7 +219,9 @@ def test_opening_an_account_twice_returns_it_and_refuses_a_different_one(
         again = asset(s, institution, "custody_cash")
         assert again.id == first.id
         with pytest.raises(AccountConflict, match="already open as debit-side CNY"):
-            engine.open_account(s, institution_id=institution, code="custody_cash", normal_side=Side.CREDIT)
+            engine.open_account(
+                s, institution_id=institution, code="custody_cash", kind=AccountKind.OTHER, normal_side=Side.CREDIT
+            )
 
 
 def test_postings_are_paged_by_cursor(db: sessionmaker[Session], institution: UUID) -> None:
