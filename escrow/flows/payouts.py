@@ -22,6 +22,7 @@ from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
 from escrow.ledger.model import Leg, credit, debit
 from escrow.ledger.records import Account
+from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules import states
@@ -42,7 +43,8 @@ def make_payouts(session: Session, *, now: datetime, institution_ids: Collection
         institution = session.get_one(Institution, institution_id, with_for_update={"key_share": True})
         if institution.status != "active":  # a hold blocks payouts to the institution
             continue
-        policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=now.date())
+        today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
+        policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
         payout = _instruct_release(session, institution_id, policy, now, on_request=False)
         if payout is not None:
             made.append(payout.id)
@@ -59,7 +61,8 @@ def request_payout(
         raise InstitutionOnHold(f"institution {institution_id} is {locked.status}: payouts are blocked")
 
     def perform() -> Payout | None:
-        policy, _ = policy_in_force(session, jurisdiction_code=locked.jurisdiction_code, on=now.date())
+        today = jurisdiction_today(session, jurisdiction_code=locked.jurisdiction_code, now=now)
+        policy, _ = policy_in_force(session, jurisdiction_code=locked.jurisdiction_code, on=today)
         return _instruct_release(session, institution_id, policy, now, on_request=True)
 
     return run_once(
@@ -208,6 +211,8 @@ def settle_payout(
                 | ({"bank_reference": note_text} if executed else {}),
             )
             payout.settle_transaction_id = entry.id
+        if executed and payout.kind == "refund":  # owed after this one was sent (an upheld dispute): send it now
+            _instruct_refund_owed(session, payout, now)
         if not executed and payout.kind == "release":  # the classes wait for the next instruction
             for record in session.scalars(
                 select(ClassRecord).where(
@@ -251,6 +256,17 @@ def _settlement_legs(session: Session, payout: Payout, executed: bool) -> list[L
         return []  # a failed refund stays owed to the family, in refund_payable, for a new instruction
     contract = session.get_one(Contract, (institution_id, payout.contract_id))
     return [debit(refund_payable_account(session, contract), amount), credit(cash, amount)]
+
+
+def _instruct_refund_owed(session: Session, executed: Payout, now: datetime) -> None:
+    contract = session.get_one(Contract, (executed.institution_id, executed.contract_id))
+    owed = session.scalar(
+        select(Account.balance).where(
+            Account.institution_id == contract.institution_id, Account.id == refund_payable_account(session, contract)
+        )
+    )
+    if owed:
+        instruct_refund(session, contract, int(owed), now)
 
 
 def reinstruct_refunds(session: Session, *, now: datetime) -> list[UUID]:

@@ -18,11 +18,12 @@ from escrow.errors import Conflict, NotFound
 from escrow.flows.consumption import refund_remaining, refundable_fen, release_ready
 from escrow.ids import new_id
 from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.registry.calendar import jurisdiction_today, official_calendar
 from escrow.registry.contracts import visible_contract
 from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_version
 from escrow.rules import states
-from escrow.rules.calendar import add_working_days
+from escrow.rules.calendar import local_date
 
 
 def request_refund(
@@ -38,12 +39,13 @@ def request_refund(
     policy = policy_version(
         session, jurisdiction_code=contract.policy_jurisdiction, effective_date=contract.policy_effective_date
     )
+    today = jurisdiction_today(session, jurisdiction_code=contract.policy_jurisdiction, now=now)
     row = RefundRequest(
         institution_id=institution_id,
         id=new_id(),
         contract_id=contract_id,
         reason=reason,
-        respond_by=add_working_days(now.date(), policy.refund_response_working_days),
+        respond_by=official_calendar(session).add_working_days(today, policy.refund_response_working_days),
         requested_at=now,
     )
     session.add(row)
@@ -114,7 +116,7 @@ def deem_refunds_approved(
     """Approve every request the institution left unanswered past respond_by (of these institutions only,
     when given); safe to run again."""
     query = select(RefundRequest.institution_id, RefundRequest.id).where(
-        RefundRequest.status == "open", RefundRequest.respond_by < now.date()
+        RefundRequest.status == "open", RefundRequest.respond_by < local_date(now)
     )
     if institution_ids is not None:
         query = query.where(RefundRequest.institution_id.in_(institution_ids))

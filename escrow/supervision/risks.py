@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from escrow.registry.jurisdictions import policy_in_force
-from escrow.rules.calendar import BUSINESS_TZ, local_day_start
+from escrow.rules.calendar import BUSINESS_TZ, local_date, local_day_start
 from escrow.rules.money import format_yuan
 from escrow.rules.policy import Policy
 from escrow.supervision.alerts import Finding, Severity
@@ -31,7 +31,7 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
         )
     ):
         thresholds = policy(inst).alert_thresholds
-        since = (now.date() - last).days if last else None
+        since = (local_date(now) - last).days if last else None
         if since is None or since >= thresholds["idle_days_red"]:
             findings.append(
                 Finding(
@@ -144,7 +144,7 @@ def deemed_confirmations(session: Session, now: datetime, policy: Callable[[UUID
             "SELECT institution_id, count(*) FILTER (WHERE confirmed_how = 'deemed'), count(*) FROM class_record"
             " WHERE status = 'confirmed' AND given_on > :since GROUP BY institution_id"
         ),
-        {"since": (now - timedelta(days=60)).date()},
+        {"since": local_date(now) - timedelta(days=60)},
     ):
         pct = policy(inst).alert_thresholds["deemed_confirmed_pct"]
         if total >= 10 and deemed * 100 >= pct * total:
@@ -328,7 +328,7 @@ def risk_findings(session: Session, *, now: datetime) -> tuple[list[Finding], li
     def policy(institution_id: UUID) -> Policy:
         code = jurisdictions[institution_id]
         if code not in cache:
-            cache[code] = policy_in_force(session, jurisdiction_code=code, on=now.date())[0]
+            cache[code] = policy_in_force(session, jurisdiction_code=code, on=local_date(now))[0]
         return cache[code]
 
     findings = [f for rule, _ in RULES.values() for f in rule(session, now, policy)]
