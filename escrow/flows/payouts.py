@@ -15,7 +15,7 @@ from escrow.access.audit import SYSTEM, note
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, keyset
 from escrow.db.records import ClassRecord, Contract, Institution, Payout
-from escrow.errors import InstitutionOnHold, NotFound
+from escrow.errors import Conflict, InstitutionOnHold, NotFound
 from escrow.flows.consumption import LEDGER, account_id, instruct_refund, paid_fen, refund_payable_account
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
@@ -26,7 +26,8 @@ from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules import states
-from escrow.rules.policy import Policy, ReleaseCadence
+from escrow.rules.money import format_yuan
+from escrow.rules.policy import NATIONAL_DEFAULTS, Policy, ReleaseCadence
 
 
 def make_payouts(session: Session, *, now: datetime, institution_ids: Collection[UUID] | None = None) -> list[UUID]:
@@ -73,6 +74,57 @@ def request_payout(
         perform=perform,
         remember=lambda p: {"payout_id": str(p.id) if p else None},
         recall=lambda s: session.get(Payout, (institution_id, UUID(s["payout_id"]))) if s["payout_id"] else None,
+    )
+
+
+def settle_closure(
+    session: Session, *, caller: Caller, institution_id: UUID, reason: str, idempotency_key: str, now: datetime
+) -> tuple[Payout, bool]:
+    """The final settlement of a closed institution: once every family's refund is paid, a regulator
+    releases what the institution earned (releasable) to it, with a reason; after the bank executes it,
+    custody holds nothing."""
+    require_role(caller, Role.REGULATOR)
+    visible_institution(session, caller, institution_id)
+
+    def perform() -> Payout:
+        locked = session.get_one(
+            Institution, institution_id, with_for_update={"key_share": True}, populate_existing=True
+        )
+        if locked.status != "closed":
+            raise Conflict(f"institution {institution_id} is {locked.status}: only a closed institution is settled")
+        owed = session.scalar(
+            select(func.coalesce(func.sum(Account.balance), 0)).where(
+                Account.institution_id == institution_id, Account.code.like("refund_payable:%")
+            )
+        )
+        if owed:
+            raise Conflict(
+                f"{format_yuan(int(owed))} yuan of refunds are not yet paid to families; "
+                "settle the institution once the bank has executed them"
+            )
+        payout = _instruct_release(session, institution_id, NATIONAL_DEFAULTS, now, on_request=True)
+        if payout is None:
+            raise Conflict("the institution has nothing earned left to release")
+        note(
+            session,
+            caller,
+            "institution.settled",
+            institution_id=institution_id,
+            object_type="payout",
+            object_id=payout.id,
+            at=now,
+            after={"amount_fen": payout.amount_fen, "reason": reason},
+        )
+        return payout
+
+    return run_once(
+        session,
+        institution_id=institution_id,
+        key=IdempotencyKey(caller.principal, idempotency_key),
+        request={"operation": "settle_closure", "reason": reason},
+        perform=perform,
+        remember=lambda p: {"payout_id": str(p.id)},
+        recall=lambda s: session.get_one(Payout, (institution_id, UUID(s["payout_id"]))),
     )
 
 
@@ -135,7 +187,9 @@ def _due(
         return _tranches_reached(session, institution_id, policy, unpaid)
     last = session.scalar(
         select(func.max(Payout.instructed_at)).where(
-            Payout.institution_id == institution_id, Payout.kind == "release", Payout.status != "failed"
+            Payout.institution_id == institution_id,
+            Payout.kind == "release",
+            Payout.status.not_in(("failed", "recalled")),
         )
     )
     if last is None:

@@ -21,7 +21,11 @@ REFUND = {
     ("open", "reject"): "rejected",
     ("open", "close"): "closure",
 }
-PAYOUT = {("instructed", "execute"): "executed", ("instructed", "fail"): "failed"}
+PAYOUT = {
+    ("instructed", "execute"): "executed",
+    ("instructed", "fail"): "failed",
+    ("instructed", "recall"): "recalled",  # a hold stops money leaving to the institution
+}
 INSTITUTION = {
     ("active", "hold"): "on_hold",
     ("on_hold", "lift"): "active",

@@ -190,6 +190,9 @@ TABLE: dict[str, Row] = {
         "POST", INST_PATH + "/holds/{hold_id}/lift", frozenset({REG}), lambda _: {"reason": "r"}, changes=True
     ),
     "close_institution": Row("POST", INST_PATH + "/closure", frozenset({REG}), lambda _: {"reason": "r"}, changes=True),
+    "settle_closed_institution": Row(
+        "POST", INST_PATH + "/settlement", frozenset({REG}), lambda _: {"reason": "r"}, ok=201, changes=True
+    ),
 }
 
 
