@@ -133,3 +133,11 @@ def parse_calendar_file(text: str) -> tuple[int, list[tuple[date, str, str]]]:
     if len(years) != 1:
         raise InvalidRequest(f"a calendar file holds one year's days; this one has {sorted(years) or 'none'}")
     return years.pop(), days
+
+
+def missing_calendar_year(session: Session, *, now: datetime) -> int | None:
+    """The year whose official data is missing and soon needed: this year, or from 1 December next year."""
+    today = local_date(now)
+    needed = [today.year] + ([today.year + 1] if today.month == 12 else [])
+    known = set(session.scalars(select(OfficialCalendarYear.year).where(OfficialCalendarYear.year.in_(needed))))
+    return next((y for y in needed if y not in known), None)

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from escrow.registry.calendar import missing_calendar_year
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules.calendar import BUSINESS_TZ, local_date, local_day_start
 from escrow.rules.money import format_yuan
@@ -305,6 +306,24 @@ def cap_broken(session: Session, now: datetime, policy: Callable[[UUID], Policy]
     return findings
 
 
+def calendar_year_missing(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """From 1 December next year's official calendar must be loaded: deadlines counted into it are refused."""
+    year = missing_calendar_year(session, now=now)
+    if year is None:
+        return []
+    return [
+        Finding(
+            "calendar_year_missing",
+            Severity.YELLOW,
+            None,
+            str(year),
+            f"there is no official holiday calendar for {year} yet: classes and refund requests whose deadlines "
+            f"fall in {year} cannot be recorded; load the State Council's {year} holidays and make-up workdays",
+            {"year": year},
+        )
+    ]
+
+
 RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "money_idle": (money_idle, ("money_idle", "money_idle_long")),
     "refund_surge": (refund_surge, ("refund_surge",)),
@@ -315,6 +334,7 @@ RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "statement_missing": (statement_missing, ("statement_missing",)),
     "custody_below_owed": (custody_below_owed, ("custody_below_owed",)),
     "cap_broken": (cap_broken, ("cap_broken",)),
+    "calendar_year_missing": (calendar_year_missing, ("calendar_year_missing",)),
 }
 
 
