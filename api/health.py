@@ -23,6 +23,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.head("/healthz", include_in_schema=False)
+def healthz_head() -> None:
+    """The process is up (for probes that ask with HEAD)."""
+
+
 @router.get(
     "/readyz",
     operation_id="get_readiness",
