@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from api.auth import Bearer
+from api.auth import Bearer, bearer, get_caller
 
 
 class HandlerThreadRoute(APIRoute):
@@ -23,6 +26,24 @@ class HandlerThreadRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _in_one_thread(endpoint), **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """A route that takes no body refuses one (422) rather than ignore what it was sent."""
+        handler = super().get_route_handler()
+        if self.body_field is not None:
+            return handler
+        takes_caller = any(d.call is get_caller for d in self.dependant.dependencies)
+
+        async def refuse_body(request: Request) -> Response:
+            if await request.body():
+                if takes_caller:  # a bad token is told before a bad body (api/problems.py checks it)
+                    await get_caller(request, datetime.now(UTC), await bearer(request))
+                raise RequestValidationError(
+                    [{"type": "extra_forbidden", "loc": ("body",), "msg": "this route takes no body", "input": None}]
+                )
+            return await handler(request)
+
+        return refuse_body
 
 
 def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -42,10 +42,20 @@ def list_institutions(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     jurisdiction_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
+    status: Annotated[Literal["active", "on_hold", "closed"] | None, Query()] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="part of the name, or the credit code's start")
+    ] = None,
 ) -> PageOf[InstitutionOut]:
-    """The institutions within your scope."""
+    """The institutions within your scope, filtered by jurisdiction and status, searched by name or credit code."""
     page = institutions.list_institutions(
-        session, caller=caller, cursor=cursor, limit=limit, jurisdiction_code=jurisdiction_code
+        session,
+        caller=caller,
+        cursor=cursor,
+        limit=limit,
+        jurisdiction_code=jurisdiction_code,
+        status=status,
+        search=q,
     )
     return PageOf(items=[InstitutionOut.model_validate(i) for i in page.items], next_cursor=page.next_cursor)
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from escrow.access.audit import SYSTEM, Actor, actor_of, note
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, keyset
-from escrow.db.records import Contract, RefundRequest
+from escrow.db.records import Contract, Payout, RefundRequest
 from escrow.errors import Conflict, NotFound
 from escrow.flows.consumption import refund_remaining, refundable_fen, release_ready
 from escrow.ids import new_id
@@ -74,13 +74,14 @@ def decide_refund(
     idempotency_key: str,
     now: datetime,
 ) -> tuple[RefundRequest, bool]:
-    """The institution approves (the family is paid what is unconsumed) or rejects with a reason."""
+    """The institution approves (the family is paid what is unconsumed; a reason is kept if given) or
+    rejects with a reason."""
     own_institution(session, caller, institution_id)
 
     def perform() -> RefundRequest:
         row, contract = _request_for_update(session, caller, institution_id, request_id)
         if approve:
-            _approve(session, row, contract, event="approve", decided_by=caller, now=now)
+            _approve(session, row, contract, event="approve", decided_by=caller, now=now, reason=reason)
         else:
             row.status = states.move("refund request", states.REFUND, row.status, "reject")
             row.decision_reason, row.decided_by, row.decided_at = reason, caller.principal, now
@@ -140,10 +141,17 @@ def deem_refunds_approved(
 
 
 def _approve(
-    session: Session, row: RefundRequest, contract: Contract, *, event: str, decided_by: Caller | Actor, now: datetime
+    session: Session,
+    row: RefundRequest,
+    contract: Contract,
+    *,
+    event: str,
+    decided_by: Caller | Actor,
+    now: datetime,
+    reason: str | None = None,
 ) -> None:
     row.status = states.move("refund request", states.REFUND, row.status, event)
-    row.decided_by, row.decided_at = actor_of(decided_by).name, now
+    row.decided_by, row.decided_at, row.decision_reason = actor_of(decided_by).name, now, reason
     contract.status = states.move("contract", states.CONTRACT, contract.status, "refund")
     session.flush()
     release_ready(session, contract, now)  # classes confirmed while the request was open
@@ -158,7 +166,26 @@ def _approve(
         object_id=row.id,
         at=now,
         before={"status": "open"},
-        after={"status": row.status, "amount_fen": row.amount_fen},
+        after={"status": row.status, "amount_fen": row.amount_fen, "reason": reason},
+    )
+
+
+def refund_payouts(session: Session, row: RefundRequest) -> list[Payout]:
+    """The instructions paying this request's refund to the family, oldest first, as the bank settled them
+    (a failed one is followed by a new instruction; money owed after an upheld dispute by another)."""
+    if row.decided_at is None:
+        return []
+    return list(
+        session.scalars(
+            select(Payout)
+            .where(
+                Payout.institution_id == row.institution_id,
+                Payout.contract_id == row.contract_id,
+                Payout.kind == "refund",
+                Payout.instructed_at >= row.decided_at,
+            )
+            .order_by(Payout.instructed_at, Payout.id)
+        )
     )
 
 

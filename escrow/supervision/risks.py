@@ -33,6 +33,8 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
     ):
         thresholds = policy(inst).alert_thresholds
         since = (local_date(now) - last).days if last else None
+        idle = f"no class recorded for {since} days" if since is not None else "no class ever recorded"
+        said = (f"{format_yuan(int(held))} yuan held for families, {idle}", {"days": since, "held_fen": int(held)})
         if since is None or since >= thresholds["idle_days_red"]:
             findings.append(
                 Finding(
@@ -40,8 +42,7 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
                     Severity.RED,
                     inst,
                     "",
-                    f"{held} fen held, no class recorded for {since} days",
-                    {"days": since},
+                    *said,
                 )
             )
         elif since >= thresholds["idle_days_yellow"]:
@@ -51,8 +52,7 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
                     Severity.YELLOW,
                     inst,
                     "",
-                    f"{held} fen held, no class recorded for {since} days",
-                    {"days": since},
+                    *said,
                 )
             )
     return findings
@@ -155,8 +155,9 @@ def deemed_confirmations(session: Session, now: datetime, policy: Callable[[UUID
                     Severity.YELLOW,
                     inst,
                     "",
-                    f"{deemed} of {total} classes given in 60 days were only deemed confirmed",
-                    {"deemed": deemed, "confirmed": total},
+                    f"{deemed} of the {total} classes confirmed in the last 60 days were only deemed confirmed"
+                    f" (the parent stayed silent); {total - deemed} were confirmed by parents",
+                    {"classes_confirmed": total, "deemed": deemed, "by_parents": total - deemed},
                 )
             )
     return findings

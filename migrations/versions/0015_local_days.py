@@ -10,6 +10,7 @@ Create Date: 2026-12-01
   year the chinese-calendar library knows; a regulator or an operator adds a year as the State Council
   publishes it. A year absent from official_calendar_year is never counted.
 - A payout instruction can be recalled (a hold stops money leaving to the institution).
+- An alert resolved while its condition still holds opens again, linked to the resolved one (`reopens`).
 """
 
 import chinese_calendar
@@ -40,6 +41,9 @@ CREATE TABLE official_calendar_day (
     CHECK (extract(year FROM day) = year)
 );
 
+-- an alert resolved while its condition held opens again on the next run, naming the resolved one
+ALTER TABLE alert ADD COLUMN reopens uuid REFERENCES alert (id);
+
 ALTER TABLE payout DROP CONSTRAINT payout_status_check;
 ALTER TABLE payout ADD CONSTRAINT payout_status_check
     CHECK (status IN ('instructed', 'executed', 'failed', 'recalled'));
@@ -48,6 +52,7 @@ ALTER TABLE payout ADD CONSTRAINT payout_status_check
 DOWNGRADE = """
 ALTER TABLE payout DROP CONSTRAINT payout_status_check;
 ALTER TABLE payout ADD CONSTRAINT payout_status_check CHECK (status IN ('instructed', 'executed', 'failed'));
+ALTER TABLE alert DROP COLUMN reopens;
 DROP TABLE official_calendar_day, official_calendar_year;
 ALTER TABLE jurisdiction DROP COLUMN time_zone;
 """

@@ -162,6 +162,7 @@ TABLE: dict[str, Row] = {
     "list_alerts": Row(
         "GET", "/alerts", frozenset({REG}), query=lambda p: {"institution_id": str(p.institution_id)}, filters=True
     ),
+    "get_alert": Row("GET", "/alerts/{alert_id}", frozenset({REG})),
     "acknowledge_alert": Row(
         "POST", "/alerts/{alert_id}/acknowledgement", frozenset({REG}), lambda _: {"note": "looking"}, changes=True
     ),
