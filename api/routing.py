@@ -30,8 +30,8 @@ class HandlerThreadRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """A route that takes no body refuses one (422) rather than ignore what it was sent."""
         handler = super().get_route_handler()
-        if self.body_field is not None:
-            return handler
+        if self.body_field is not None or "requestBody" in (self.openapi_extra or {}):
+            return handler  # a body it parses, or one it reads itself and documents (a statement file)
         takes_caller = any(d.call is get_caller for d in self.dependant.dependencies)
 
         async def refuse_body(request: Request) -> Response:

@@ -131,7 +131,7 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
             Severity.RED,
             inst,
             str(account),
-            f"account {code} may not go below zero but holds {format_yuan(balance)} yuan",
+            f"account {code} may not go below zero but holds {format_yuan(int(balance))} yuan",
             {"code": code, "balance_fen": balance},
         )
     explained = {f.institution_id for f in findings.values()}
@@ -142,8 +142,8 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
                 Severity.RED,
                 row.institution_id,
                 "",
-                f"custody cash {format_yuan(row.cash)} yuan is not what the institution owes"
-                f" ({format_yuan(row.owed)} yuan)",
+                f"custody cash {format_yuan(int(row.cash))} yuan is not what the institution owes"
+                f" ({format_yuan(int(row.owed))} yuan)",
                 {"custody_cash_fen": row.cash, "owed_fen": row.owed},
             )
     return list(findings.values())

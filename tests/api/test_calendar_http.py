@@ -14,9 +14,9 @@ from api.app import create_app
 from api.auth import utc_now
 from escrow.access.callers import Role
 from escrow.db.database import make_sessionmaker
-from tests.api.test_http_contracts import Api, school
+from tests.api.test_http_contracts import Api, J, school
 
-MID_DECEMBER = datetime(2026, 12, 16, 2, tzinfo=UTC)  # 10:00 on 16 December, Beijing time
+MID_DECEMBER = datetime(2093, 12, 16, 2, tzinfo=UTC)  # 10:00 on 16 December 2093, Beijing time
 
 
 class Clock:
@@ -41,6 +41,8 @@ def test_a_fresh_install_knows_the_librarys_years(api: Api) -> None:
 
 
 def test_a_class_whose_deadline_falls_in_a_year_without_data_is_refused(api: Api) -> None:
+    stand_in = [{"date": "2093-01-01", "kind": "holiday"}]
+    api.call("PUT", "/calendar/years/2093", api.regulator, {"source": "test stand-in", "days": stand_in})
     inst, token = school(api)
     course = api.call(
         "POST",
@@ -53,15 +55,17 @@ def test_a_class_whose_deadline_falls_in_a_year_without_data_is_refused(api: Api
         "guardian": {"name": "Wu Fei", "phone": "13912345670"},
         "student_name": "Wu Xiao",
         "hours_bought": 10,
-        "term_start": "2026-12-01",
-        "term_end": "2027-02-28",
+        "term_start": "2093-12-01",
+        "term_end": "2094-02-28",
     }
     contract = api.call("POST", f"/institutions/{inst}/contracts", token, body).json()
     path = f"/institutions/{inst}/contracts/{contract['id']}/classes"
-    # 15 working days after 16 December 2026 end in January 2027, which has no official data
-    r = api.call("POST", path, token, {"hours": 1, "given_on": "2026-12-16"})
+    # 15 working days after 16 December 2093 end in January 2094, which has no official data (as 2027 has
+    # none yet on 1 December 2026)
+    r = api.call("POST", path, token, {"hours": 1, "given_on": "2093-12-16"})
     assert (r.status_code, r.json()["code"]) == (409, "calendar_year_missing"), r.text
-    assert "no official calendar for 2027" in r.json()["detail"]
+    assert "no official calendar for 2094" in r.json()["detail"]
+    assert api.call("POST", path, token, {"hours": 1, "given_on": "2093-12-01"}).status_code == 201
 
 
 def test_readyz_warns_from_the_first_of_december_until_the_year_is_loaded(api: Api) -> None:
@@ -89,3 +93,13 @@ def test_readyz_warns_from_the_first_of_december_until_the_year_is_loaded(api: A
     assert refused.status_code == 403
     wrong_year = api.call("PUT", "/calendar/years/2097", api.regulator, {"source": "x", "days": days})
     assert (wrong_year.status_code, wrong_year.json()["detail"]) == (422, "2099-01-01 is not in 2097")
+
+
+def test_a_policy_effective_today_is_beijings_today_at_half_past_midnight(api: Api) -> None:
+    Clock.now = datetime(2098, 6, 1, 16, 30, tzinfo=UTC)  # 00:30 on 2 June 2098, Beijing time; UTC says 1 June
+    r = api.call(
+        "POST", f"/jurisdictions/{J}/policies", api.regulator, {"effective_date": "2098-06-02", "max_hours": 50}
+    )
+    assert r.status_code == 201, r.text
+    in_force = api.call("GET", f"/jurisdictions/{J}/policy", api.regulator).json()
+    assert (in_force["effective_date"], in_force["max_hours"]) == ("2098-06-02", 50)

@@ -17,6 +17,7 @@ from escrow.access.callers import Role
 from escrow.access.tokens import issue_token
 from escrow.db.database import make_sessionmaker
 from escrow.registry.jurisdictions import add_jurisdiction
+from escrow.rules.calendar import local_date
 from tests.factories import account_number, credit_code, phone
 
 J = "310112"
@@ -176,7 +177,8 @@ def test_a_contract_from_signing_to_collection(api: Api) -> None:
 
 def test_caps_are_judged_by_the_policy_version_in_force_when_signed(api: Api) -> None:
     school(api)
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    tomorrow = local_date(datetime.now(UTC)) + timedelta(days=1)  # Beijing's tomorrow: between 00:00 and 08:00
+    # there, UTC's tomorrow is Beijing's today
     # from tomorrow this district allows 40 hours; today the national 60 still apply
     r = api.call(
         "POST", f"/jurisdictions/{J}/policies", api.regulator, {"effective_date": tomorrow.isoformat(), "max_hours": 40}
