@@ -85,8 +85,10 @@ def test_institutions_are_filtered_by_status_and_searched_by_name_or_credit_code
     assert ids("q=searchable") >= {held, active} and ids("q=dance studio") & {held, active} == {held}
     assert ids(f"q={held_code[:12]}") & {held, active} == {held}
     assert ids("q=100%25") & {held, active} == set()  # a wildcard in the search is a character, not a pattern
-    r = life.client.get("/institutions?status=frozen", headers={"Authorization": f"Bearer {life.regulator}"})
-    assert r.status_code == 422
+    auth = {"Authorization": f"Bearer {life.regulator}"}
+    assert life.client.get("/institutions?status=frozen", headers=auth).status_code == 422
+    misspelt = life.client.get("/institutions?statuss=on_hold", headers=auth)  # refused, not ignored
+    assert (misspelt.status_code, misspelt.json()["problems"][0]["field"]) == (422, "query.statuss")
 
 
 def test_an_alert_names_the_institution_and_states_the_amount_in_yuan(db: sessionmaker[Session]) -> None:
