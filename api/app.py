@@ -15,6 +15,7 @@ from api.auth import get_caller
 from api.routers import (
     alerts,
     batches,
+    calendar,
     consumption,
     contracts,
     institutions,
@@ -52,7 +53,18 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     problems.install(app)
     app.include_router(health.router)
-    for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
+    for module in (
+        jurisdictions,
+        institutions,
+        contracts,
+        batches,
+        consumption,
+        payouts,
+        alerts,
+        reports,
+        statements,
+        calendar,
+    ):
         app.include_router(module.router)
     check_routes(app)
     return app

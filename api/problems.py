@@ -52,7 +52,13 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 def allowed_methods(request: Request) -> list[str]:
     """Every method any route serves at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    routes = list(request.app.router.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)  # an included router is matched route by route
+        if included is not None:
+            routes.extend(included.routes)
+            continue
         match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
         if match is not Match.NONE:
             methods |= getattr(route, "methods", None) or set()

@@ -288,6 +288,14 @@ class ResolutionIn(Request):
     note: Reason
 
 
+class RefundPaymentOut(Response):
+    payout_id: UUID
+    amount_fen: int
+    status: str = Field(description="instructed (sent to the bank), executed (paid), failed or recalled")
+    instructed_at: datetime
+    executed_at: datetime | None = Field(description="when the bank paid the family, once it has")
+
+
 class RefundRequestOut(Response):
     id: UUID
     institution_id: UUID
@@ -299,6 +307,9 @@ class RefundRequestOut(Response):
     decision_reason: str | None
     requested_at: datetime
     decided_at: datetime | None
+    payments: list[RefundPaymentOut] = Field(
+        default_factory=list, description="the payouts to the family, followed to the bank's execution"
+    )
 
 
 class PayoutOut(Response):
@@ -337,13 +348,18 @@ class AlertOut(BaseModel):
     evidence: dict[str, object]
     state: str
     raised_at: datetime
-    cleared_at: datetime | None = Field(description="when the condition turned off, if it has")
+    cleared_at: datetime | None = Field(description="when the condition turned off, or the alert was resolved")
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     acknowledge_note: str | None
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_note: str | None
+    reopens: UUID | None = Field(description="the alert resolved while this condition still held, if any")
+
+
+class ApprovalIn(Request):
+    reason: Reason | None = Field(default=None, description="kept with the decision and on the audit trail")
 
 
 class NoteIn(Request):

@@ -27,13 +27,15 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
 from escrow.access.callers import Caller, Role
 from escrow.db.database import make_sessionmaker
 from escrow.ids import new_id
+from escrow.registry.calendar import official_calendar
 from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction
-from escrow.rules.calendar import BUSINESS_TZ, add_working_days
+from escrow.rules.calendar import BUSINESS_TZ
 from escrow.rules.identity import CREDIT_CODE_CHARS, credit_code_check_char
 
 JURISDICTION = "440000"
@@ -270,9 +272,10 @@ def _plan(conn: Connection, params: dict[str, Any], started: float) -> None:
     workdays = [day - timedelta(days=back) for back in range(DAYS + 40, -1, -1)]
     conn.exec_driver_sql(_UUID7)
     conn.exec_driver_sql("CREATE TEMP TABLE gen_workday (day date PRIMARY KEY, confirm_by date, respond_by date)")
+    calendar = official_calendar(Session(bind=conn))
     conn.execute(
         text("INSERT INTO gen_workday VALUES (:d, :c, :r)"),
-        [{"d": d, "c": add_working_days(d, 15), "r": add_working_days(d, 5)} for d in workdays],
+        [{"d": d, "c": calendar.add_working_days(d, 15), "r": calendar.add_working_days(d, 5)} for d in workdays],
     )
     for name, table, sql in (
         ("institutions", "gen_inst", _INSTITUTIONS),

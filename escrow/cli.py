@@ -46,6 +46,8 @@ jurisdictions_app = typer.Typer(help="Jurisdictions (administrative division cod
 app.add_typer(jurisdictions_app, name="jurisdictions")
 statements_app = typer.Typer(help="Custody bank statements.", no_args_is_help=True)
 app.add_typer(statements_app, name="statements")
+calendar_app = typer.Typer(help="The official calendar: holidays and make-up workdays per year.", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
 
 
 def _migrated_url() -> str:
@@ -320,6 +322,31 @@ def statements_import(
             s = item.statement
             what = "already imported" if item.replayed else "imported"
             typer.echo(f"{s.account} {s.statement_date} {s.line_count} lines, closing {s.closing_fen} fen: {what}")
+
+
+@calendar_app.command("load")
+def calendar_load(
+    file: Path = typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV lines: date,kind,name"),
+    source: str = typer.Option(..., help="where the days come from, e.g. the State Council notice's number"),
+) -> None:
+    """Put one year's official holidays and make-up workdays in force (replacing what was kept for it)."""
+    from escrow.access.audit import OPERATOR
+    from escrow.registry.calendar import load_calendar_year, parse_calendar_file
+
+    with _session() as session:
+        year, days = parse_calendar_file(file.read_text(encoding="utf-8-sig"))
+        y = load_calendar_year(session, caller=OPERATOR, year=year, days=days, source=source, now=datetime.now(UTC))
+        typer.echo(f"{y.year}: {y.holidays} holidays, {y.workdays} make-up workdays ({y.source})")
+
+
+@calendar_app.command("years")
+def calendar_years() -> None:
+    """The years with official data; working days are never counted through any other year."""
+    from escrow.registry.calendar import calendar_years as years
+
+    with _session() as session:
+        for y in years(session):
+            typer.echo(f"{y.year}  {y.holidays:3} holidays  {y.workdays:2} make-up workdays  {y.source}")
 
 
 @audit_app.command("verify")

@@ -93,3 +93,10 @@ class PolicyViolation(InvalidRequest):
 class InstitutionOnHold(Conflict):
     code = "institution_on_hold"
     title = "Institution on hold"
+
+
+class CalendarYearMissing(Conflict):
+    """Working days were to be counted through a year with no official calendar data."""
+
+    code = "calendar_year_missing"
+    title = "No official calendar for that year"

@@ -151,3 +151,26 @@ def test_jobs_run_by_hand(database_url: str, engine: Engine) -> None:
     assert naive.returncode == 2 and "time zone" in naive.stderr
     unknown = escrow("run", "no_such_job")
     assert unknown.returncode == 2 and "no job named" in unknown.stderr
+
+
+def test_an_operator_loads_a_years_official_calendar_from_a_file(database_url: str, tmp_path: Path) -> None:
+    env = env_with(ESCROW_DATABASE_URL=database_url)
+    notice = tmp_path / "2094.csv"
+    notice.write_text(
+        "date,kind,name\n2094-01-01,holiday,New Year's Day\n2094-02-06,holiday,Spring Festival\n"
+        "2094-02-13,workday,Spring Festival\n",
+        encoding="utf-8-sig",
+    )
+    loaded = subprocess.run(
+        [*ESCROW, "calendar", "load", str(notice), "--source", "notice 2094"], env=env, capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "2094: 2 holidays, 1 make-up workdays (notice 2094)"
+    years = subprocess.run([*ESCROW, "calendar", "years"], env=env, capture_output=True, text=True, check=True)
+    assert "2026   33 holidays   6 make-up workdays  chinese-calendar 1.11.0" in years.stdout
+    assert "2094    2 holidays   1 make-up workdays  notice 2094" in years.stdout
+    notice.write_text("2093-01-01,holiday,\n2094-01-02,holiday,\n")
+    refused = subprocess.run(
+        [*ESCROW, "calendar", "load", str(notice), "--source", "x"], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "one year's days" in refused.stderr

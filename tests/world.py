@@ -28,10 +28,10 @@ from escrow.registry.contracts import GuardianDetails, sign_contract
 from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction
-from escrow.rules.calendar import BUSINESS_TZ
+from escrow.rules.calendar import BUSINESS_TZ, local_date
 from escrow.rules.policy import CourseCategory
 from escrow.supervision.alerts import Finding, Severity, raise_alerts
-from tests.factories import account_number, credit_code, id_number, phone, regulator, school
+from tests.factories import account_number, credit_code, id_number, phone, regulator, school, stand_in_calendar
 
 J1, J2 = "310104", "310105"
 
@@ -66,6 +66,7 @@ class World:
 def build_world(session: Session, *, now: datetime | None = None) -> World:
     now = now or datetime.now(UTC)
     world = World()
+    stand_in_calendar(session, now)
     add_jurisdiction(session, code=J1, name="Xuhui District")
     add_jurisdiction(session, code=J2, name="Changning District")
     for name, jurisdiction in (("A", J1), ("B", J2), ("C", J1)):
@@ -79,7 +80,7 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
             custody_bank=f"bank_{name.lower()}",
             custody_account=account_number(),
             supervision_model=None,
-            today=now.date(),
+            today=local_date(now),
         )
         owner = school(inst.id)
         course = create_course(
@@ -90,32 +91,18 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
             category=CourseCategory.SUBJECT,
             unit_price_fen=10_000,
             guide_price_fen=10_000,
-            today=now.date(),
+            today=local_date(now),
+        )
+        # a hold placed and lifted before any payout is instructed (a hold recalls instructions in flight)
+        hold = place_hold(session, caller=regulator(jurisdiction), institution_id=inst.id, reason="routine", now=now)
+        lift_hold(
+            session, caller=regulator(jurisdiction), institution_id=inst.id, hold_id=hold.id, reason="checked", now=now
         )
         holders = ["parent1", "parent2"] if name == "C" else [f"guardian_{name}"]
         for holder in holders:
             place = _contract(session, owner, jurisdiction, inst.id, course.id, now)
+            place.hold_id = hold.id
             world.places[holder if name == "C" else name] = place
-    for name in ("A", "B", "C"):
-        place = world.places[name if name != "C" else "parent1"]
-        hold = place_hold(
-            session,
-            caller=regulator(place.jurisdiction),
-            institution_id=place.institution_id,
-            reason="routine check",
-            now=now,
-        )
-        lift_hold(
-            session,
-            caller=regulator(place.jurisdiction),
-            institution_id=place.institution_id,
-            hold_id=hold.id,
-            reason="checked",
-            now=now,
-        )
-        for p in world.places.values():
-            if p.institution_id == place.institution_id:
-                p.hold_id = hold.id
     _deliver_statements(session, world, now)
     for name in ("A", "B"):
         place = world.places[name]
@@ -157,8 +144,8 @@ def _contract(
         student_name="Li Ming",
         hours_bought=40,
         bonus_hours=4,
-        term_start=now.date(),
-        term_end=now.date() + timedelta(days=80),
+        term_start=local_date(now),
+        term_end=local_date(now) + timedelta(days=80),
         now=now,
     )
     done = collect(
@@ -239,4 +226,4 @@ def _token_specs(world: World) -> dict[str, dict[str, object]]:
 
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    return local_date(datetime.now(UTC))  # Beijing's day, as the service keeps it

@@ -45,6 +45,12 @@ def list_alerts(
     return PageOf(items=[AlertOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor)
 
 
+@router.get("/{alert_id}", operation_id="get_alert", responses=documented(403, 404))
+def get_alert(alert_id: UUID, session: SessionDep, caller: CallerDep) -> AlertOut:
+    """One alert, with its evidence and who worked it."""
+    return AlertOut.model_validate(alerts.get_alert(session, caller=caller, alert_id=alert_id))
+
+
 @router.post("/{alert_id}/acknowledgement", operation_id="acknowledge_alert", responses=documented(403, 404, 409))
 def acknowledge_alert(alert_id: UUID, body: NoteIn, session: SessionDep, caller: CallerDep, now: Now) -> AlertOut:
     """Take an open alert in hand, with a note."""

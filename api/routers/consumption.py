@@ -6,6 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
@@ -13,8 +14,18 @@ from api.routers import documented, mark_replayed
 from api.routers.contracts import CONTRACT, IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
 from api.routing import HandlerThreadRoute
-from api.schemas import ClassIn, ClassOut, PageOf, ReasonIn, RefundRequestOut, ResolutionIn
+from api.schemas import (
+    ApprovalIn,
+    ClassIn,
+    ClassOut,
+    PageOf,
+    ReasonIn,
+    RefundPaymentOut,
+    RefundRequestOut,
+    ResolutionIn,
+)
 from escrow.db.paging import DEFAULT_LIMIT
+from escrow.db.records import RefundRequest
 from escrow.flows import classes, refunds
 
 router = APIRouter(tags=["consumption"], route_class=HandlerThreadRoute)
@@ -134,7 +145,7 @@ def request_refund(
     row = refunds.request_refund(
         session, caller=caller, institution_id=institution_id, contract_id=contract_id, reason=body.reason, now=now
     )
-    return RefundRequestOut.model_validate(row)
+    return refund_out(session, row)
 
 
 @router.get(
@@ -152,7 +163,21 @@ def list_refund_requests(
     page = refunds.list_refund_requests(
         session, caller=caller, institution_id=institution_id, contract_id=contract_id, cursor=cursor, limit=limit
     )
-    return PageOf(items=[RefundRequestOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor)
+    return PageOf(items=[refund_out(session, r) for r in page.items], next_cursor=page.next_cursor)
+
+
+def refund_out(session: Session, row: RefundRequest) -> RefundRequestOut:
+    payments = [
+        RefundPaymentOut(
+            payout_id=p.id,
+            amount_fen=p.amount_fen,
+            status=p.status,
+            instructed_at=p.instructed_at,
+            executed_at=p.settled_at if p.status == "executed" else None,
+        )
+        for p in refunds.refund_payouts(session, row)
+    ]
+    return RefundRequestOut.model_validate(row).model_copy(update={"payments": payments})
 
 
 def _decide(
@@ -177,7 +202,7 @@ def _decide(
         now=now,
     )
     mark_replayed(response, replayed)
-    return RefundRequestOut.model_validate(row)
+    return refund_out(session, row)
 
 
 @router.post(REQUEST + "/approval", operation_id="approve_refund", responses=documented(403, 404, 409))
@@ -189,9 +214,11 @@ def approve_refund(
     caller: CallerDep,
     now: Now,
     response: Response,
+    body: ApprovalIn | None = None,
 ) -> RefundRequestOut:
     """The institution approves: what is unconsumed becomes a payout instruction to the family."""
-    return _decide(session, caller, now, response, institution_id, request_id, key, True, None)
+    reason = body.reason if body else None
+    return _decide(session, caller, now, response, institution_id, request_id, key, True, reason)
 
 
 @router.post(REQUEST + "/rejection", operation_id="reject_refund", responses=documented(403, 404, 409))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -15,6 +15,8 @@ from api.schemas import CourseIn, CourseOut, Instant, InstitutionBalancesOut, In
 from escrow.db.paging import DEFAULT_LIMIT, MAX_LIMIT
 from escrow.flows import books
 from escrow.registry import courses, institutions
+from escrow.registry.calendar import jurisdiction_today
+from escrow.rules.calendar import local_date
 
 router = APIRouter(prefix="/institutions", tags=["institutions"], route_class=HandlerThreadRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -24,7 +26,12 @@ Cursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{22}$", description
 @router.post("", status_code=201, operation_id="register_institution", responses=documented(403, 404, 409))
 def register_institution(body: InstitutionIn, session: SessionDep, caller: CallerDep, now: Now) -> InstitutionOut:
     """Register an institution in one of your jurisdictions (regulator)."""
-    row = institutions.register_institution(session, caller=caller, today=now.date(), **body.model_dump())
+    row = institutions.register_institution(
+        session,
+        caller=caller,
+        today=jurisdiction_today(session, jurisdiction_code=body.jurisdiction_code, now=now),
+        **body.model_dump(),
+    )
     return InstitutionOut.model_validate(row)
 
 
@@ -35,10 +42,20 @@ def list_institutions(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     jurisdiction_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
+    status: Annotated[Literal["active", "on_hold", "closed"] | None, Query()] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="part of the name, or the credit code's start")
+    ] = None,
 ) -> PageOf[InstitutionOut]:
-    """The institutions within your scope."""
+    """The institutions within your scope, filtered by jurisdiction and status, searched by name or credit code."""
     page = institutions.list_institutions(
-        session, caller=caller, cursor=cursor, limit=limit, jurisdiction_code=jurisdiction_code
+        session,
+        caller=caller,
+        cursor=cursor,
+        limit=limit,
+        jurisdiction_code=jurisdiction_code,
+        status=status,
+        search=q,
     )
     return PageOf(items=[InstitutionOut.model_validate(i) for i in page.items], next_cursor=page.next_cursor)
 
@@ -74,7 +91,7 @@ def get_institution_balances(
 def create_course(institution_id: UUID, body: CourseIn, session: SessionDep, caller: CallerDep, now: Now) -> CourseOut:
     """Offer a course; a subject course's unit price may not exceed its guide price plus the margin."""
     row = courses.create_course(
-        session, caller=caller, institution_id=institution_id, today=now.date(), **body.model_dump()
+        session, caller=caller, institution_id=institution_id, today=local_date(now), **body.model_dump()
     )
     return CourseOut.model_validate(row)
 

@@ -13,6 +13,7 @@ from api.routers import documented
 from api.routing import HandlerThreadRoute
 from api.schemas import Day, JurisdictionOut, PageOf, PolicyIn, PolicyOut
 from escrow.registry import jurisdictions
+from escrow.registry.calendar import jurisdiction_today
 from escrow.rules.policy import Policy
 
 router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=HandlerThreadRoute)
@@ -64,7 +65,7 @@ def set_policy(code: Code, body: PolicyIn, session: SessionDep, caller: CallerDe
         jurisdiction_code=code,
         effective_date=body.effective_date,
         policy=Policy(**fields),
-        today=now.date(),
+        today=jurisdiction_today(session, jurisdiction_code=code, now=now),
     )
     return _out(code, row.effective_date, jurisdictions.policy_of(row))
 
@@ -75,5 +76,7 @@ def policy_in_force(
 ) -> PolicyOut:
     """The policy in force on a date (default today): the latest version, or the national defaults."""
     jurisdictions.visible_jurisdiction(session, caller, code)
-    policy, effective = jurisdictions.policy_in_force(session, jurisdiction_code=code, on=on or now.date())
+    policy, effective = jurisdictions.policy_in_force(
+        session, jurisdiction_code=code, on=on or jurisdiction_today(session, jurisdiction_code=code, now=now)
+    )
     return _out(code, effective, policy)

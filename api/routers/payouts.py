@@ -150,3 +150,27 @@ def close_institution(
     )
     mark_replayed(response, replayed)
     return InstitutionOut.model_validate(institution)
+
+
+@router.post(
+    INSTITUTION + "/settlement",
+    status_code=201,
+    operation_id="settle_closed_institution",
+    responses=documented(403, 404, 409),
+)
+def settle_closed_institution(
+    institution_id: UUID,
+    body: ReasonIn,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
+) -> PayoutOut:
+    """The final settlement of a closed institution, once every family's refund is paid: what it earned is
+    instructed to it, with the regulator's reason; after the bank executes it, custody holds nothing."""
+    payout, replayed = payouts.settle_closure(
+        session, caller=caller, institution_id=institution_id, reason=body.reason, idempotency_key=key, now=now
+    )
+    mark_replayed(response, replayed)
+    return PayoutOut.model_validate(payout)

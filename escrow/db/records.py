@@ -27,7 +27,26 @@ class Jurisdiction(Base):
 
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
+    time_zone: Mapped[str] = mapped_column(Text, server_default="Asia/Shanghai")
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
+
+
+class OfficialCalendarYear(Base):
+    __tablename__ = "official_calendar_year"
+
+    year: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    loaded_by: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(server_default="now()")
+
+
+class OfficialCalendarDay(Base):
+    __tablename__ = "official_calendar_day"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    year: Mapped[int]
+    kind: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class PolicyVersion(Base):

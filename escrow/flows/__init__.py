@@ -5,7 +5,8 @@ batches.py      collections in bulk, all or nothing per batch
 consumption.py  what a confirmed class releases and what a refund returns (shared by the flows)
 classes.py      classes recorded, confirmed, disputed or deemed; release follows
 refunds.py      refund requests, answered or deemed approved
-payouts.py      releasable money instructed to the institution, executed or failed by the bank
-holds.py        regulator holds and closure with its bulk refund
+payouts.py      releasable money instructed to the institution, executed or failed by the bank;
+                a closed institution's final settlement
+holds.py        regulator holds (recalling instructions in flight) and closure with its bulk refund
 books.py        what the books say, per institution and contract, now or as of an instant
 """

@@ -18,10 +18,11 @@ from escrow.errors import Conflict, InvalidRequest, NotFound
 from escrow.flows.consumption import hours_used, refund_remaining, release_ready, total_hours
 from escrow.ids import new_id
 from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.registry.calendar import jurisdiction_today, official_calendar
 from escrow.registry.contracts import visible_contract
 from escrow.registry.jurisdictions import policy_version
 from escrow.rules import states
-from escrow.rules.calendar import add_working_days
+from escrow.rules.calendar import local_date
 from escrow.rules.states import ClassStatus, ConfirmedHow, ContractStatus
 
 
@@ -40,10 +41,11 @@ def record_class(
     if caller.institution_id != institution_id:  # the contract's scope below holds this too; said plainly here
         raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
-    day = given_on or now.date()
+    today = jurisdiction_today(session, jurisdiction_code=contract.policy_jurisdiction, now=now)
+    day = given_on or today
     if contract.status != ContractStatus.ACTIVE:
         raise Conflict(f"contract {contract_id} is {contract.status}; no more classes can be recorded")
-    if day > now.date():
+    if day > today:
         raise InvalidRequest(f"given_on {day} is in the future; record a class once it is given")
     if not contract.term_start <= day <= contract.term_end:
         raise InvalidRequest(f"{day} is outside the contract's term {contract.term_start} to {contract.term_end}")
@@ -59,7 +61,7 @@ def record_class(
         contract_id=contract_id,
         hours=hours,
         given_on=day,
-        confirm_by=add_working_days(day, policy.confirm_after_working_days),
+        confirm_by=official_calendar(session).add_working_days(day, policy.confirm_after_working_days),
         recorded_at=now,
     )
     session.add(row)
@@ -235,7 +237,7 @@ def deem_classes_confirmed(
     """Confirm every class whose parent stayed silent past its confirm_by date (of these institutions only,
     when given); safe to run again."""
     query = select(ClassRecord.institution_id, ClassRecord.contract_id).where(
-        ClassRecord.status == ClassStatus.PENDING, ClassRecord.confirm_by < now.date()
+        ClassRecord.status == ClassStatus.PENDING, ClassRecord.confirm_by < local_date(now)
     )
     if institution_ids is not None:
         query = query.where(ClassRecord.institution_id.in_(institution_ids))
@@ -249,7 +251,7 @@ def deem_classes_confirmed(
                 ClassRecord.institution_id == institution_id,
                 ClassRecord.contract_id == contract_id,
                 ClassRecord.status == ClassStatus.PENDING,
-                ClassRecord.confirm_by < now.date(),
+                ClassRecord.confirm_by < local_date(now),
             )
             .with_for_update(key_share=True)
             .execution_options(populate_existing=True)

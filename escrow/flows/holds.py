@@ -1,5 +1,9 @@
 """Regulator holds (they block payouts and new collections, never refunds) and closure, which
-refunds every family's unconsumed balance in one operation."""
+refunds every family's unconsumed balance in one operation.
+
+A hold recalls the payout instructions to the institution the bank has not executed yet: their money
+returns from payout_pending to releasable and the bank's later execution of one is refused. Refund
+instructions to families are left in flight."""
 
 from __future__ import annotations
 
@@ -12,14 +16,23 @@ from sqlalchemy.orm import Session
 from escrow.access.audit import note
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page
-from escrow.db.records import ClassRecord, Contract, Hold, Institution, RefundRequest
+from escrow.db.records import ClassRecord, Contract, Hold, Institution, Payout, RefundRequest
 from escrow.errors import NotFound
-from escrow.flows.consumption import refund_remaining, release_ready
+from escrow.flows.consumption import LEDGER, account_id, refund_remaining, release_ready
 from escrow.ids import new_id
+from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
-from escrow.registry.institutions import visible_institution
+from escrow.ledger.model import credit, debit
+from escrow.registry.institutions import PAYOUT_PENDING, RELEASABLE, visible_institution
 from escrow.rules import states
-from escrow.rules.states import HELD_CLASS_STATUSES, ContractStatus, InstitutionStatus, RefundStatus
+from escrow.rules.states import (
+    HELD_CLASS_STATUSES,
+    ContractStatus,
+    InstitutionStatus,
+    PayoutKind,
+    PayoutStatus,
+    RefundStatus,
+)
 
 
 def _locked_institution(session: Session, caller: Caller, institution_id: UUID) -> Institution:
@@ -35,6 +48,7 @@ def place_hold(session: Session, *, caller: Caller, institution_id: UUID, reason
     hold = Hold(institution_id=institution_id, id=new_id(), reason=reason, placed_by=caller.principal, placed_at=now)
     session.add(hold)
     session.flush()
+    recalled = _recall_releases(session, caller, institution_id, hold, now)
     note(
         session,
         caller,
@@ -44,9 +58,57 @@ def place_hold(session: Session, *, caller: Caller, institution_id: UUID, reason
         object_id=institution_id,
         at=now,
         before={"status": InstitutionStatus.ACTIVE},
-        after={"status": InstitutionStatus.ON_HOLD, "reason": reason},
+        after={"status": InstitutionStatus.ON_HOLD, "reason": reason, "payouts_recalled": recalled},
     )
     return hold
+
+
+def _recall_releases(session: Session, caller: Caller, institution_id: UUID, hold: Hold, now: datetime) -> int:
+    """Recall every release instruction not yet executed: its money back to releasable; fen recalled."""
+    in_flight = session.scalars(
+        select(Payout)
+        .where(
+            Payout.institution_id == institution_id,
+            Payout.kind == PayoutKind.RELEASE,
+            Payout.status == PayoutStatus.INSTRUCTED,
+        )
+        .order_by(Payout.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    for payout in in_flight:
+        payout.status = states.move("payout", states.PAYOUT, payout.status, "recall")
+        payout.settled_at, payout.failure_reason = now, f"recalled by hold {hold.id}: {hold.reason}"
+        entry = post_transaction(
+            session,
+            institution_id=institution_id,
+            kind="payout_recalled",
+            legs=[
+                debit(account_id(session, institution_id, PAYOUT_PENDING), payout.amount_fen),
+                credit(account_id(session, institution_id, RELEASABLE), payout.amount_fen),
+            ],
+            idempotency=IdempotencyKey(LEDGER, f"recall:{payout.id}"),
+            effective_at=now,
+            metadata={"payout_id": str(payout.id), "hold_id": str(hold.id)},
+        )
+        payout.settle_transaction_id = entry.id
+        for record in session.scalars(
+            select(ClassRecord).where(ClassRecord.institution_id == institution_id, ClassRecord.payout_id == payout.id)
+        ):
+            record.payout_id = None  # the classes wait for an instruction after the hold is lifted
+        note(
+            session,
+            caller,
+            "payout.recalled",
+            institution_id=institution_id,
+            object_type="payout",
+            object_id=payout.id,
+            at=now,
+            before={"status": PayoutStatus.INSTRUCTED},
+            after={"status": PayoutStatus.RECALLED, "hold_id": hold.id, "amount_fen": payout.amount_fen},
+        )
+    session.flush()
+    return sum(p.amount_fen for p in in_flight)
 
 
 def lift_hold(

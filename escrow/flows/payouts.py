@@ -15,18 +15,20 @@ from escrow.access.audit import SYSTEM, note
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, keyset
 from escrow.db.records import ClassRecord, Contract, Institution, Payout
-from escrow.errors import InstitutionOnHold, NotFound
+from escrow.errors import Conflict, InstitutionOnHold, NotFound
 from escrow.flows.consumption import LEDGER, account_id, instruct_refund, paid_fen, refund_payable_account
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
 from escrow.ledger.model import AccountKind, Leg, credit, debit
 from escrow.ledger.records import Account
+from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules import states
 from escrow.rules.calendar import BUSINESS_TZ
-from escrow.rules.policy import Policy, ReleaseCadence
+from escrow.rules.money import format_yuan
+from escrow.rules.policy import NATIONAL_DEFAULTS, Policy, ReleaseCadence
 from escrow.rules.states import InstitutionStatus, PayoutKind, PayoutStatus
 
 
@@ -44,7 +46,8 @@ def make_payouts(session: Session, *, now: datetime, institution_ids: Collection
         institution = session.get_one(Institution, institution_id, with_for_update={"key_share": True})
         if institution.status != InstitutionStatus.ACTIVE:  # a hold blocks payouts to the institution
             continue
-        policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=now.date())
+        today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
+        policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
         payout = _instruct_release(session, institution_id, policy, now, on_request=False)
         if payout is not None:
             made.append(payout.id)
@@ -61,7 +64,8 @@ def request_payout(
         raise InstitutionOnHold(f"institution {institution_id} is {locked.status}: payouts are blocked")
 
     def perform() -> Payout | None:
-        policy, _ = policy_in_force(session, jurisdiction_code=locked.jurisdiction_code, on=now.date())
+        today = jurisdiction_today(session, jurisdiction_code=locked.jurisdiction_code, now=now)
+        policy, _ = policy_in_force(session, jurisdiction_code=locked.jurisdiction_code, on=today)
         return _instruct_release(session, institution_id, policy, now, on_request=True)
 
     return run_once(
@@ -72,6 +76,57 @@ def request_payout(
         perform=perform,
         remember=lambda p: {"payout_id": str(p.id) if p else None},
         recall=lambda s: session.get(Payout, (institution_id, UUID(s["payout_id"]))) if s["payout_id"] else None,
+    )
+
+
+def settle_closure(
+    session: Session, *, caller: Caller, institution_id: UUID, reason: str, idempotency_key: str, now: datetime
+) -> tuple[Payout, bool]:
+    """The final settlement of a closed institution: once every family's refund is paid, a regulator
+    releases what the institution earned (releasable) to it, with a reason; after the bank executes it,
+    custody holds nothing."""
+    require_role(caller, Role.REGULATOR)
+    visible_institution(session, caller, institution_id)
+
+    def perform() -> Payout:
+        locked = session.get_one(
+            Institution, institution_id, with_for_update={"key_share": True}, populate_existing=True
+        )
+        if locked.status != InstitutionStatus.CLOSED:
+            raise Conflict(f"institution {institution_id} is {locked.status}: only a closed institution is settled")
+        owed = session.scalar(
+            select(func.coalesce(func.sum(Account.balance), 0)).where(
+                Account.institution_id == institution_id, Account.code.like("refund_payable:%")
+            )
+        )
+        if owed:
+            raise Conflict(
+                f"{format_yuan(int(owed))} yuan of refunds are not yet paid to families; "
+                "settle the institution once the bank has executed them"
+            )
+        payout = _instruct_release(session, institution_id, NATIONAL_DEFAULTS, now, on_request=True)
+        if payout is None:
+            raise Conflict("the institution has nothing earned left to release")
+        note(
+            session,
+            caller,
+            "institution.settled",
+            institution_id=institution_id,
+            object_type="payout",
+            object_id=payout.id,
+            at=now,
+            after={"amount_fen": payout.amount_fen, "reason": reason},
+        )
+        return payout
+
+    return run_once(
+        session,
+        institution_id=institution_id,
+        key=IdempotencyKey(caller.principal, idempotency_key),
+        request={"operation": "settle_closure", "reason": reason},
+        perform=perform,
+        remember=lambda p: {"payout_id": str(p.id)},
+        recall=lambda s: session.get_one(Payout, (institution_id, UUID(s["payout_id"]))),
     )
 
 
@@ -138,7 +193,7 @@ def _due(
         select(func.max(Payout.instructed_at)).where(
             Payout.institution_id == institution_id,
             Payout.kind == PayoutKind.RELEASE,
-            Payout.status != PayoutStatus.FAILED,
+            Payout.status.not_in((PayoutStatus.FAILED, PayoutStatus.RECALLED)),
         )
     )
     if last is None:
@@ -216,6 +271,10 @@ def settle_payout(
                 | ({"bank_reference": note_text} if executed else {}),
             )
             payout.settle_transaction_id = entry.id
+        if (
+            executed and payout.kind == PayoutKind.REFUND
+        ):  # owed after this one was sent (an upheld dispute): send it now
+            _instruct_refund_owed(session, payout, now)
         if not executed and payout.kind == PayoutKind.RELEASE:  # the classes wait for the next instruction
             for record in session.scalars(
                 select(ClassRecord).where(
@@ -259,6 +318,17 @@ def _settlement_legs(session: Session, payout: Payout, executed: bool) -> list[L
         return []  # a failed refund stays owed to the family, in refund_payable, for a new instruction
     contract = session.get_one(Contract, (institution_id, payout.contract_id))
     return [debit(refund_payable_account(session, contract), amount), credit(cash, amount)]
+
+
+def _instruct_refund_owed(session: Session, executed: Payout, now: datetime) -> None:
+    contract = session.get_one(Contract, (executed.institution_id, executed.contract_id))
+    owed = session.scalar(
+        select(Account.balance).where(
+            Account.institution_id == contract.institution_id, Account.id == refund_payable_account(session, contract)
+        )
+    )
+    if owed:
+        instruct_refund(session, contract, int(owed), now)
 
 
 def reinstruct_refunds(session: Session, *, now: datetime) -> list[UUID]:

@@ -13,17 +13,18 @@ from sqlalchemy.orm import Session
 from escrow.access.audit import SYSTEM, Actor, actor_of, note
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, keyset
-from escrow.db.records import Contract, RefundRequest
+from escrow.db.records import Contract, Payout, RefundRequest
 from escrow.errors import Conflict, NotFound
 from escrow.flows.consumption import refund_remaining, refundable_fen, release_ready
 from escrow.ids import new_id
 from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.registry.calendar import jurisdiction_today, official_calendar
 from escrow.registry.contracts import visible_contract
 from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_version
 from escrow.rules import states
-from escrow.rules.calendar import add_working_days
-from escrow.rules.states import ContractStatus, RefundStatus
+from escrow.rules.calendar import local_date
+from escrow.rules.states import ContractStatus, PayoutKind, RefundStatus
 
 
 def request_refund(
@@ -39,12 +40,13 @@ def request_refund(
     policy = policy_version(
         session, jurisdiction_code=contract.policy_jurisdiction, effective_date=contract.policy_effective_date
     )
+    today = jurisdiction_today(session, jurisdiction_code=contract.policy_jurisdiction, now=now)
     row = RefundRequest(
         institution_id=institution_id,
         id=new_id(),
         contract_id=contract_id,
         reason=reason,
-        respond_by=add_working_days(now.date(), policy.refund_response_working_days),
+        respond_by=official_calendar(session).add_working_days(today, policy.refund_response_working_days),
         requested_at=now,
     )
     session.add(row)
@@ -73,13 +75,14 @@ def decide_refund(
     idempotency_key: str,
     now: datetime,
 ) -> tuple[RefundRequest, bool]:
-    """The institution approves (the family is paid what is unconsumed) or rejects with a reason."""
+    """The institution approves (the family is paid what is unconsumed; a reason is kept if given) or
+    rejects with a reason."""
     own_institution(session, caller, institution_id)
 
     def perform() -> RefundRequest:
         row, contract = _request_for_update(session, caller, institution_id, request_id)
         if approve:
-            _approve(session, row, contract, event="approve", decided_by=caller, now=now)
+            _approve(session, row, contract, event="approve", decided_by=caller, now=now, reason=reason)
         else:
             row.status = states.move("refund request", states.REFUND, row.status, "reject")
             row.decision_reason, row.decided_by, row.decided_at = reason, caller.principal, now
@@ -115,7 +118,7 @@ def deem_refunds_approved(
     """Approve every request the institution left unanswered past respond_by (of these institutions only,
     when given); safe to run again."""
     query = select(RefundRequest.institution_id, RefundRequest.id).where(
-        RefundRequest.status == RefundStatus.OPEN, RefundRequest.respond_by < now.date()
+        RefundRequest.status == RefundStatus.OPEN, RefundRequest.respond_by < local_date(now)
     )
     if institution_ids is not None:
         query = query.where(RefundRequest.institution_id.in_(institution_ids))
@@ -139,10 +142,17 @@ def deem_refunds_approved(
 
 
 def _approve(
-    session: Session, row: RefundRequest, contract: Contract, *, event: str, decided_by: Caller | Actor, now: datetime
+    session: Session,
+    row: RefundRequest,
+    contract: Contract,
+    *,
+    event: str,
+    decided_by: Caller | Actor,
+    now: datetime,
+    reason: str | None = None,
 ) -> None:
     row.status = states.move("refund request", states.REFUND, row.status, event)
-    row.decided_by, row.decided_at = actor_of(decided_by).name, now
+    row.decided_by, row.decided_at, row.decision_reason = actor_of(decided_by).name, now, reason
     contract.status = states.move("contract", states.CONTRACT, contract.status, "refund")
     session.flush()
     release_ready(session, contract, now)  # classes confirmed while the request was open
@@ -157,7 +167,26 @@ def _approve(
         object_id=row.id,
         at=now,
         before={"status": RefundStatus.OPEN},
-        after={"status": row.status, "amount_fen": row.amount_fen},
+        after={"status": row.status, "amount_fen": row.amount_fen, "reason": reason},
+    )
+
+
+def refund_payouts(session: Session, row: RefundRequest) -> list[Payout]:
+    """The instructions paying this request's refund to the family, oldest first, as the bank settled them
+    (a failed one is followed by a new instruction; money owed after an upheld dispute by another)."""
+    if row.decided_at is None:
+        return []
+    return list(
+        session.scalars(
+            select(Payout)
+            .where(
+                Payout.institution_id == row.institution_id,
+                Payout.contract_id == row.contract_id,
+                Payout.kind == PayoutKind.REFUND,
+                Payout.instructed_at >= row.decided_at,
+            )
+            .order_by(Payout.instructed_at, Payout.id)
+        )
     )
 
 

@@ -18,6 +18,7 @@ from escrow.ids import new_id
 from escrow.ledger.engine import open_account
 from escrow.ledger.model import AccountKind, Side, account_code
 from escrow.ledger.records import Account
+from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules.identity import id_number_problem, mask_id_number, mask_phone
@@ -68,7 +69,11 @@ def sign_contract(
         raise NotFound(f"course {course_id} does not exist in this institution")
     if term_end < term_start:
         raise InvalidRequest("term_end is before term_start")
-    policy, effective = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=now.date())
+    policy, effective = policy_in_force(
+        session,
+        jurisdiction_code=institution.jurisdiction_code,
+        on=jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now),
+    )
     price = course.unit_price_fen * hours_bought
     problems = cap_problems(
         policy,

@@ -108,9 +108,25 @@ def own_institution(session: Session, caller: Caller, institution_id: UUID, *, l
 
 
 def list_institutions(
-    session: Session, *, caller: Caller, cursor: str | None, limit: int, jurisdiction_code: str | None = None
+    session: Session,
+    *,
+    caller: Caller,
+    cursor: str | None,
+    limit: int,
+    jurisdiction_code: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
 ) -> Page[Institution]:
+    """The institutions in scope, narrowed by jurisdiction, status, and a search of the name (any part)
+    or the credit code (its start)."""
     query = select(Institution).where(institution_scope(caller))
     if jurisdiction_code is not None:
         query = query.where(Institution.jurisdiction_code == jurisdiction_code)
+    if status is not None:
+        query = query.where(Institution.status == status)
+    if search:
+        query = query.where(
+            Institution.name.icontains(search, autoescape=True)
+            | Institution.credit_code.startswith(search.upper(), autoescape=True)
+        )
     return keyset(session, query, Institution.id, cursor=cursor, limit=limit)

@@ -2,7 +2,7 @@
 
 money.py     integer fen with a currency, largest-remainder splits, yuan formatting
 policy.py    a jurisdiction's numbers (caps, windows, cadence) and the checks they imply
-calendar.py  working days on the Chinese official calendar
+calendar.py  the jurisdiction's local date; working days on official calendar data handed in
 identity.py  check digits of unified social credit codes and resident ID numbers
 states.py    a StrEnum and a transition table per lifecycle; anything else is a Conflict
 """

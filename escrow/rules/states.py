@@ -42,6 +42,7 @@ class PayoutStatus(StrEnum):
     INSTRUCTED = "instructed"
     EXECUTED = "executed"
     FAILED = "failed"
+    RECALLED = "recalled"  # a hold took it back before the bank executed it
 
 
 class PayoutKind(StrEnum):
@@ -96,6 +97,7 @@ REFUND: Mapping[tuple[RefundStatus, str], RefundStatus] = {
 PAYOUT: Mapping[tuple[PayoutStatus, str], PayoutStatus] = {
     (PayoutStatus.INSTRUCTED, "execute"): PayoutStatus.EXECUTED,
     (PayoutStatus.INSTRUCTED, "fail"): PayoutStatus.FAILED,
+    (PayoutStatus.INSTRUCTED, "recall"): PayoutStatus.RECALLED,  # a hold stops money leaving to the institution
 }
 INSTITUTION: Mapping[tuple[InstitutionStatus, str], InstitutionStatus] = {
     (InstitutionStatus.ACTIVE, "hold"): InstitutionStatus.ON_HOLD,

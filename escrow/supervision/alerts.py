@@ -1,5 +1,9 @@
 """Alerts: raised when a rule's condition turns on (not again while it stays on), cleared when it
-turns off, and worked through by a regulator: open -> acknowledged -> resolved, with who and why."""
+turns off, and worked through by a regulator: open -> acknowledged -> resolved, with who and why.
+
+Resolving says the cause was dealt with, so it ends the alert's life (cleared_at) like the condition
+turning off: if the condition still holds on the next run, a new alert opens naming the resolved one
+(`reopens`)."""
 
 from __future__ import annotations
 
@@ -49,8 +53,12 @@ def raise_alerts(
         alert_id = session.scalar(
             text(
                 "INSERT INTO alert (id, rule, severity, institution_id, subject, detail, evidence, raised_at,"
-                " raised_by_run) VALUES (:id, :rule, :severity, :inst, :subject, :detail, CAST(:evidence AS jsonb),"
-                " :now, :run) ON CONFLICT"
+                " raised_by_run, reopens) VALUES (:id, :rule, :severity, :inst, :subject,"
+                " coalesce((SELECT name || ': ' FROM institution WHERE id = :inst), '') || :detail,"
+                " CAST(:evidence AS jsonb), :now, :run, (SELECT CASE WHEN p.cleared_at = p.resolved_at THEN p.id END"
+                " FROM alert p WHERE p.rule = :rule AND p.subject = :subject"
+                " AND p.institution_id IS NOT DISTINCT FROM CAST(:inst AS uuid) ORDER BY p.raised_at DESC LIMIT 1))"
+                " ON CONFLICT"
                 " (rule, coalesce(institution_id, '00000000-0000-0000-0000-000000000000'::uuid), subject)"
                 " WHERE cleared_at IS NULL DO NOTHING RETURNING id"
             ),
@@ -120,6 +128,19 @@ def list_alerts(
     return page_of(rows, limit, rows[limit - 1]["id"] if len(rows) > limit else None)
 
 
+def get_alert(session: Session, *, caller: Caller, alert_id: UUID) -> dict[str, Any]:
+    """One alert of your jurisdictions (or a district-wide one)."""
+    where, params = _scope(caller)
+    row = (
+        session.execute(text(f"SELECT a.* FROM alert a WHERE a.id = :id AND {where}"), {**params, "id": alert_id})  # noqa: S608
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound(f"alert {alert_id} does not exist or is outside your scope")
+    return dict(row)
+
+
 def work_alert(
     session: Session, *, caller: Caller, alert_id: UUID, event: str, note_text: str, now: datetime
 ) -> dict[str, Any]:
@@ -138,7 +159,9 @@ def work_alert(
     after = move("alert", ALERT, AlertState(row["state"]), event)
     columns = "acknowledged_at = :now, acknowledged_by = :by, acknowledge_note = :note"
     if event == "resolve":
-        columns = "resolved_at = :now, resolved_by = :by, resolution_note = :note"
+        columns = (
+            "resolved_at = :now, resolved_by = :by, resolution_note = :note, cleared_at = coalesce(cleared_at, :now)"
+        )
     session.execute(
         text(f"UPDATE alert SET state = :state, {columns} WHERE id = :id"),  # noqa: S608
         {"state": after, "now": now, "by": caller.principal, "note": note_text, "id": alert_id},

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from escrow.access.audit import verify_chains
+from escrow.rules.money import format_yuan
 from escrow.supervision.alerts import Finding, Severity
 
 LEDGER_RULES = ("ledger_unbalanced", "ledger_balance_drift", "ledger_negative_balance", "custody_identity_broken")
@@ -129,7 +130,7 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
             Severity.RED,
             inst,
             str(account),
-            f"account {code} may not go below zero but holds {balance} fen",
+            f"account {code} may not go below zero but holds {format_yuan(int(balance))} yuan",
             {"code": code, "balance_fen": balance},
         )
     explained = {f.institution_id for f in findings.values()}
@@ -140,7 +141,8 @@ def ledger_findings(session: Session, *, now: datetime) -> list[Finding]:
                 Severity.RED,
                 row.institution_id,
                 "",
-                f"custody cash {row.cash} fen is not what the institution owes ({row.owed} fen)",
+                f"custody cash {format_yuan(int(row.cash))} yuan is not what the institution owes"
+                f" ({format_yuan(int(row.owed))} yuan)",
                 {"custody_cash_fen": row.cash, "owed_fen": row.owed},
             )
     return list(findings.values())

@@ -10,8 +10,9 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from escrow.registry.calendar import missing_calendar_year
 from escrow.registry.jurisdictions import policy_in_force
-from escrow.rules.calendar import BUSINESS_TZ, local_day_start
+from escrow.rules.calendar import BUSINESS_TZ, local_date, local_day_start
 from escrow.rules.money import format_yuan
 from escrow.rules.policy import Policy
 from escrow.supervision.alerts import Finding, Severity
@@ -31,7 +32,9 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
         )
     ):
         thresholds = policy(inst).alert_thresholds
-        since = (now.date() - last).days if last else None
+        since = (local_date(now) - last).days if last else None
+        idle = f"no class recorded for {since} days" if since is not None else "no class ever recorded"
+        said = (f"{format_yuan(int(held))} yuan held for families, {idle}", {"days": since, "held_fen": int(held)})
         if since is None or since >= thresholds["idle_days_red"]:
             findings.append(
                 Finding(
@@ -39,8 +42,7 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
                     Severity.RED,
                     inst,
                     "",
-                    f"{held} fen held, no class recorded for {since} days",
-                    {"days": since},
+                    *said,
                 )
             )
         elif since >= thresholds["idle_days_yellow"]:
@@ -50,8 +52,7 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
                     Severity.YELLOW,
                     inst,
                     "",
-                    f"{held} fen held, no class recorded for {since} days",
-                    {"days": since},
+                    *said,
                 )
             )
     return findings
@@ -144,7 +145,7 @@ def deemed_confirmations(session: Session, now: datetime, policy: Callable[[UUID
             "SELECT institution_id, count(*) FILTER (WHERE confirmed_how = 'deemed'), count(*) FROM class_record"
             " WHERE status = 'confirmed' AND given_on > :since GROUP BY institution_id"
         ),
-        {"since": (now - timedelta(days=60)).date()},
+        {"since": local_date(now) - timedelta(days=60)},
     ):
         pct = policy(inst).alert_thresholds["deemed_confirmed_pct"]
         if total >= 10 and deemed * 100 >= pct * total:
@@ -154,8 +155,9 @@ def deemed_confirmations(session: Session, now: datetime, policy: Callable[[UUID
                     Severity.YELLOW,
                     inst,
                     "",
-                    f"{deemed} of {total} classes given in 60 days were only deemed confirmed",
-                    {"deemed": deemed, "confirmed": total},
+                    f"{deemed} of the {total} classes confirmed in the last 60 days were only deemed confirmed"
+                    f" (the parent stayed silent); {total - deemed} were confirmed by parents",
+                    {"classes_confirmed": total, "deemed": deemed, "by_parents": total - deemed},
                 )
             )
     return findings
@@ -305,6 +307,24 @@ def cap_broken(session: Session, now: datetime, policy: Callable[[UUID], Policy]
     return findings
 
 
+def calendar_year_missing(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """From 1 December next year's official calendar must be loaded: deadlines counted into it are refused."""
+    year = missing_calendar_year(session, now=now)
+    if year is None:
+        return []
+    return [
+        Finding(
+            "calendar_year_missing",
+            Severity.YELLOW,
+            None,
+            str(year),
+            f"there is no official holiday calendar for {year} yet: classes and refund requests whose deadlines "
+            f"fall in {year} cannot be recorded; load the State Council's {year} holidays and make-up workdays",
+            {"year": year},
+        )
+    ]
+
+
 RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "money_idle": (money_idle, ("money_idle", "money_idle_long")),
     "refund_surge": (refund_surge, ("refund_surge",)),
@@ -315,6 +335,7 @@ RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "statement_missing": (statement_missing, ("statement_missing",)),
     "custody_below_owed": (custody_below_owed, ("custody_below_owed",)),
     "cap_broken": (cap_broken, ("cap_broken",)),
+    "calendar_year_missing": (calendar_year_missing, ("calendar_year_missing",)),
 }
 
 
@@ -328,7 +349,7 @@ def risk_findings(session: Session, *, now: datetime) -> tuple[list[Finding], li
     def policy(institution_id: UUID) -> Policy:
         code = jurisdictions[institution_id]
         if code not in cache:
-            cache[code] = policy_in_force(session, jurisdiction_code=code, on=now.date())[0]
+            cache[code] = policy_in_force(session, jurisdiction_code=code, on=local_date(now))[0]
         return cache[code]
 
     findings = [f for rule, _ in RULES.values() for f in rule(session, now, policy)]

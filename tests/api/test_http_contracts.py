@@ -17,6 +17,7 @@ from escrow.access.callers import Role
 from escrow.access.tokens import issue_token
 from escrow.db.database import make_sessionmaker
 from escrow.registry.jurisdictions import add_jurisdiction
+from escrow.rules.calendar import local_date
 from tests.factories import account_number, credit_code, phone
 
 J = "310112"
@@ -176,7 +177,8 @@ def test_a_contract_from_signing_to_collection(api: Api) -> None:
 
 def test_caps_are_judged_by_the_policy_version_in_force_when_signed(api: Api) -> None:
     school(api)
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    tomorrow = local_date(datetime.now(UTC)) + timedelta(days=1)  # Beijing's tomorrow: between 00:00 and 08:00
+    # there, UTC's tomorrow is Beijing's today
     # from tomorrow this district allows 40 hours; today the national 60 still apply
     r = api.call(
         "POST", f"/jurisdictions/{J}/policies", api.regulator, {"effective_date": tomorrow.isoformat(), "max_hours": 40}
@@ -341,3 +343,25 @@ def test_a_write_refused_at_commit_is_a_problem_and_leaves_nothing(api: Api) -> 
     finally:
         with api.db.begin() as s:
             s.execute(text("DROP TRIGGER test_refuse_at_commit ON course; DROP FUNCTION test_refuse_at_commit()"))
+
+
+def test_every_405_names_the_allowed_methods_and_head_healthz_answers(api: Api) -> None:
+    assert api.client.head("/healthz").status_code == 200
+    inst = "/institutions/00000000-0000-0000-0000-000000000000"
+    for method, path, allow in (
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("POST", "/readyz", "GET"),
+        ("PUT", "/alerts", "GET"),
+        ("DELETE", inst + "/payouts", "GET, POST"),
+        ("GET", inst + "/closure", "POST"),
+        ("PATCH", "/calendar/years/2027", "PUT"),
+    ):
+        r = api.client.request(method, path)
+        assert (r.status_code, r.headers.get("allow")) == (405, allow), (method, path)
+    spec = api.client.get("/openapi.json").json()
+    for template, operations in spec["paths"].items():
+        path = template.replace("{", "").replace("}", "")  # any text stands for a path parameter here
+        path = "/".join("00000000-0000-0000-0000-000000000000" if "_id" in p else p for p in path.split("/"))
+        served = {m.upper() for m in operations} | ({"HEAD"} if path == "/healthz" else set())
+        r = api.client.request("OPTIONS", path)
+        assert (r.status_code, set(r.headers["allow"].split(", "))) == (405, served), template

@@ -94,5 +94,12 @@ def test_the_first_scheduler_day_finds_the_planted_institutions_and_nothing_else
         assert again.status_code == 409
         red = client.get("/alerts", params={"severity": "red", "state": "open"}, headers=auth).json()["items"]
         assert alert["id"] not in {a["id"] for a in red}
-    # the next day's run raises nothing new for conditions still on
-    assert run_recorded(engine, name="evaluate_risks", now=datetime.now(UTC)).found["raised"] == 0
+    # the next run raises nothing new for conditions still on, but the school is still idle: the resolution
+    # is contradicted, so that alert opens again naming it (README "Alerts")
+    assert run_recorded(engine, name="evaluate_risks", now=datetime.now(UTC)).found["raised"] == 1
+    with engine.connect() as conn:
+        reopened = conn.execute(
+            text("SELECT reopens FROM alert WHERE institution_id = :i AND rule = 'money_idle_long' AND state = 'open'"),
+            {"i": district.bad["idle"]},
+        ).scalar_one()
+    assert str(reopened) == alert["id"]

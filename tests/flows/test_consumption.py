@@ -99,10 +99,10 @@ def test_deeming_counts_working_days_across_national_day(db: sessionmaker[Sessio
             now=datetime(2026, 9, 30, 20, tzinfo=UTC),
         )
     assert record.confirm_by == date(2026, 10, 27)
-    with db.begin() as s:
-        assert deem_classes_confirmed(s, now=datetime(2026, 10, 27, 23, 59, tzinfo=UTC)) == []
-    with db.begin() as s:
-        assert deem_classes_confirmed(s, now=datetime(2026, 10, 28, 0, 1, tzinfo=UTC)) == [record.id]
+    with db.begin() as s:  # 23:59 on 27 October, Beijing time
+        assert deem_classes_confirmed(s, now=datetime(2026, 10, 27, 15, 59, tzinfo=UTC)) == []
+    with db.begin() as s:  # 00:01 on 28 October, Beijing time
+        assert deem_classes_confirmed(s, now=datetime(2026, 10, 27, 16, 1, tzinfo=UTC)) == [record.id]
     with db.begin() as s:  # running it again deems nothing twice
         assert deem_classes_confirmed(s, now=datetime(2026, 10, 29, tzinfo=UTC)) == []
         row = s.get_one(ClassRecord, (inst, record.id))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
-from escrow.rules.calendar import add_working_days, is_working_day
 from escrow.rules.identity import credit_code_problem, id_number_problem, mask_id_number, mask_phone
 from escrow.rules.policy import (
     NATIONAL_DEFAULTS,
@@ -100,22 +97,3 @@ def test_id_number_check_digit_and_masking() -> None:
     assert id_number_problem("110105194912310021") is not None
     assert mask_id_number("11010519491231002X") == "110***********002X"
     assert mask_phone("13812345678") == "138****5678"
-
-
-def test_working_days_follow_the_official_calendar() -> None:
-    # National Day 2026: Oct 1-7 are holidays; Sunday Sep 20 and Saturday Oct 10 are make-up workdays
-    assert not is_working_day(date(2026, 10, 1))
-    assert is_working_day(date(2026, 10, 10))
-    assert is_working_day(date(2026, 9, 20))
-    # 3 working days after Wed Sep 30: Thu Oct 8, Fri Oct 9, Sat Oct 10 (make-up day)
-    assert add_working_days(date(2026, 9, 30), 3) == date(2026, 10, 10)
-    # across the Spring Festival 2026 (Feb 15-23 off; Sat Feb 14 and Sat Feb 28 worked)
-    assert add_working_days(date(2026, 2, 13), 1) == date(2026, 2, 14)
-    assert add_working_days(date(2026, 2, 14), 1) == date(2026, 2, 24)
-
-
-def test_years_without_official_data_fall_back_to_weekdays() -> None:
-    assert is_working_day(date(2099, 1, 5))  # a Monday
-    assert not is_working_day(date(2099, 1, 4))  # a Sunday
-    with pytest.raises(ValueError, match="negative"):
-        add_working_days(JAN_1, -1)

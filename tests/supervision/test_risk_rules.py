@@ -152,6 +152,7 @@ def test_every_rule_has_a_threshold_test() -> None:
         "statement_missing",
         "custody_below_owed",
         "cap_broken",
+        "calendar_year_missing",  # tests/supervision/test_calendar_alert.py
     }
     assert {code for _, codes in RULES.values() for code in codes} == covered
 
@@ -312,7 +313,11 @@ def test_deemed_confirmations_at_half_of_ten_classes(db: sessionmaker[Session]) 
     hits = found(db, "deemed_confirmations")
     assert THRESHOLDS["deemed_confirmed_pct"] == 50
     assert surge.id in hits and calm.id not in hits
-    assert hits[surge.id][0].evidence == {"deemed": 5, "confirmed": 10}
+    assert hits[surge.id][0].evidence == {"classes_confirmed": 10, "deemed": 5, "by_parents": 5}
+    assert hits[surge.id][0].detail == (  # the text says what the evidence says
+        "5 of the 10 classes confirmed in the last 60 days were only deemed confirmed (the parent stayed silent);"
+        " 5 were confirmed by parents"
+    )
 
 
 def test_refund_deadline_missed_by_one_request(db: sessionmaker[Session]) -> None:
