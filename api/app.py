@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from api import health, problems
 from api.auth import get_caller
+from api.bodies import BodyGuard
 from api.routers import (
     alerts,
     batches,
@@ -24,7 +25,9 @@ from api.routers import (
     statements,
 )
 from api.routing import HandlerThreadRoute
+from api.throttle import Throttle
 from escrow.db.database import default_engine, make_sessionmaker
+from escrow.settings import Settings
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
 # running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which
@@ -32,8 +35,9 @@ from escrow.db.database import default_engine, make_sessionmaker
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app on `engine`, or on the configured database."""
+    settings = settings or Settings()  # not the cached one: a test's app must not fix another's database
     engine = engine or default_engine()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
@@ -50,6 +54,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.throttle = Throttle(settings.failed_auth_limit)
+    app.add_middleware(BodyGuard)  # body limits, token before body, strict JSON (api/bodies.py)
     problems.install(app)
     app.include_router(health.router)
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):

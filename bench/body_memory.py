@@ -10,13 +10,15 @@ workers) sampled every 20 ms, beside its resident set when idle.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 from _bench import Service, free_port, postgres
 
 CLIENTS = 6
@@ -40,11 +42,11 @@ def resident_bytes(pids: list[int]) -> int:
 
 def post_large(port: int, path: str, content_type: str, size: int, answers: list[str]) -> None:
     """Announce `size` bytes and send them, stopping when the server answers or hangs up."""
-    import socket
-
     deadline = time.monotonic() + TIMEOUT_S
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as conn:
-        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n\r\n"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n\r\n"
+        )
         conn.sendall(head.encode())
         conn.setblocking(False)
         sent, answer = 0, b""
@@ -55,15 +57,11 @@ def post_large(port: int, path: str, content_type: str, size: int, answers: list
                 time.sleep(0.001)
             except OSError:
                 break
-            try:
+            with suppress(OSError):  # BlockingIOError: nothing yet
                 answer = conn.recv(200)
-            except (BlockingIOError, OSError):
-                pass
         conn.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
+        with suppress(OSError):
             answer = answer or conn.recv(200)
-        except OSError:
-            pass
     answers.append(answer.split(b"\r\n", 1)[0].decode(errors="replace") or "connection closed")
 
 

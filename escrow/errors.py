@@ -93,3 +93,22 @@ class PolicyViolation(InvalidRequest):
 class InstitutionOnHold(Conflict):
     code = "institution_on_hold"
     title = "Institution on hold"
+
+
+class TooManyAttempts(EscrowError):
+    """Too many failed sign-ins or token checks from one client; it may try again after a while."""
+
+    code = "too_many_failed_attempts"
+    title = "Too many failed attempts"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many failed sign-ins or token checks from this client; try again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(InvalidRequest):
+    code = "payload_too_large"
+    title = "Request body too large"

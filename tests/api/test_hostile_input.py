@@ -137,7 +137,7 @@ def judge(found: list[str], what: str, response: Any, before: tuple[int, ...], a
     if response.status_code >= 500:
         found.append(f"{what}: {response.status_code} {response.text[:100]}")
     elif response.status_code >= 400 and after != before:
-        found.append(f"{what}: refused with {response.status_code} yet changed {dict(zip(TABLES, after))}")
+        found.append(f"{what}: refused with {response.status_code} yet changed {dict(zip(TABLES, after, strict=True))}")
 
 
 def test_hostile_strings_in_every_json_field_and_query(setup: tuple[TestClient, World, sessionmaker[Session]]) -> None:
@@ -223,13 +223,14 @@ def statement_files(account: str, day: date, text_value: str) -> dict[str, bytes
 STATEMENT_HOSTILE = HOSTILE | {
     "csv_field_over_limit": "y" * 140_000,
     "xml_references": "&amp;&lt;&#0;&undefined;",
-    "quote": '"\'<>&',
+    "quote": "\"'<>&",
 }
 ENTITY_FILES = {  # an internal entity, an external one, and entities that expand a billion-fold
     "internal_entity": '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e "x">]><Document>&e;</Document>',
     "external_entity": '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><Document>&e;</Document>',
-    "billion_laughs": '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><Document>&c;</Document>',
+    "billion_laughs": '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    "<Document>&c;</Document>",
 }
 
 
