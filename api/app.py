@@ -55,11 +55,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.throttle = Throttle(settings.failed_auth_limit)
-    app.add_middleware(BodyGuard)  # body limits, token before body, strict JSON (api/bodies.py)
     problems.install(app)
     app.include_router(health.router)
-    for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
+    routers = (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements)
+    for module in routers:
         app.include_router(module.router)
+    # body limits, the token before the body, strict JSON (api/bodies.py)
+    app.add_middleware(BodyGuard, routes=[route for module in routers for route in module.router.routes])
     check_routes(app)
     return app
 

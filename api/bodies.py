@@ -21,11 +21,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Bearer, check_token, get_caller
@@ -48,17 +49,23 @@ class Rule:
 
 
 class BodyGuard:
-    """ASGI middleware: refuses what no handler should see, before it costs memory or a thread."""
+    """ASGI middleware: refuses what no handler should see, before it costs memory or a thread.
+    `routes` are the app's API routes, whose rules are worked out once."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
+        self.rules = [
+            (route.path_regex, route.methods or set(), rule_of(route))
+            for route in routes
+            if isinstance(route, APIRoute)
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        rule = rule_for(scope)
+        rule = self.rule_for(scope)
         refusal = await early_refusal(request, rule)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -74,13 +81,17 @@ class BodyGuard:
             return
         await self.app(scope, replay(body, receive), send)
 
+    def rule_for(self, scope: Scope) -> Rule:
+        path, method = scope["path"], scope["method"]
+        for path_regex, methods, rule in self.rules:
+            if method in methods and path_regex.match(path):
+                return rule
+        return Rule(JSON_BODY_BYTES, needs_bearer=False)  # FastAPI answers 404 or 405 without the body
 
-def rule_for(scope: Scope) -> Rule:
-    for route in scope["app"].router.routes:
-        if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
-            needs_bearer = any(d.call is get_caller for d in route.dependant.dependencies)
-            return Rule(FILE_BODY_BYTES.get(route.operation_id or "", JSON_BODY_BYTES), needs_bearer)
-    return Rule(JSON_BODY_BYTES, needs_bearer=False)
+
+def rule_of(route: APIRoute) -> Rule:
+    needs_bearer = any(d.call is get_caller for d in route.dependant.dependencies)
+    return Rule(FILE_BODY_BYTES.get(route.operation_id or "", JSON_BODY_BYTES), needs_bearer)
 
 
 async def early_refusal(request: Request, rule: Rule) -> Response | None:
@@ -99,7 +110,7 @@ async def early_refusal(request: Request, rule: Rule) -> Response | None:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > rule.limit:
         return too_large(rule.limit)
-    if rule.needs_bearer and (not length.isdigit() or int(length) > EARLY_CHECK_BYTES):
+    if rule.needs_bearer and has_body(request.headers) and (not length.isdigit() or int(length) > EARLY_CHECK_BYTES):
         return await token_refusal(request)
     return None
 
@@ -119,6 +130,10 @@ async def token_refusal(request: Request) -> Response | None:
     except errors.Unauthenticated as refused:
         request.app.state.throttle.count_failure(client_of(request))
         return error_response(refused)
+    except DBAPIError:
+        response = problem(503, "database_unavailable", "Service unavailable", "the token could not be checked; retry")
+        response.headers["Retry-After"] = "1"
+        return response
     return None
 
 

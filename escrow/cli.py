@@ -57,6 +57,12 @@ def _migrated_url() -> str:
     return url
 
 
+# Idle keep-alive connections close after 5 s; a request line and headers over 16 KiB end the
+# connection (h11); each chunk of a body must come within 30 s (api/bodies.py)
+KEEP_ALIVE_S = 5
+MAX_HEAD_BYTES = 16 * 1024
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -75,7 +81,15 @@ def serve(
     # embedded PostgreSQL is stopped by its exit hook
     signal.signal(signal.SIGTERM, _exit_quietly)
     typer.echo(f"escrow serving on http://{host}:{port} (docs at /docs)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+    )
 
 
 def _exit_quietly(signum: int, frame: object) -> None:
@@ -122,7 +136,15 @@ def demo(
 
         signal.signal(signal.SIGTERM, _exit_quietly)
         typer.echo(f"escrow serving the demo on http://{host}:{port} (docs at /docs)")
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
 
 
 @db_app.command("upgrade")
