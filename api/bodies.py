@@ -218,7 +218,7 @@ def text_problem(value: Any, at: str = "") -> str | None:
         problem = character_problem(value)
         return f"{at}: {problem}" if problem else None
     if isinstance(value, dict):
-        pairs = [(f"{at}.{k}", item) for k, v in value.items() for item in (k, v)]  # keys are text too
+        pairs = [(f"{at}.{k}" if at else k, item) for k, v in value.items() for item in (k, v)]  # keys too
     elif isinstance(value, list):
         pairs = [(f"{at}.{i}", v) for i, v in enumerate(value)]
     else:

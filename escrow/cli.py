@@ -235,10 +235,12 @@ def tokens_revoke(token_id: UUID) -> None:
 def tokens_list() -> None:
     """List tokens (ids, roles, scopes, state); never the secrets."""
     from escrow.access.tokens import list_tokens
+    from escrow.rules.identity import mask_phone
 
     with _session() as session:
         for row in list_tokens(session):
-            scope = row.jurisdiction_codes or row.institution_id or row.guardian_id or row.bank_code
+            phone = mask_phone(row.guardian_phone) if row.guardian_phone else None
+            scope = row.jurisdiction_codes or row.institution_id or phone or row.bank_code
             state = "revoked" if row.revoked_at else f"expires {row.expires_at}" if row.expires_at else "active"
             typer.echo(f"{row.id}  {row.role:<11} {scope}  {state}  {row.label}")
 

@@ -1,9 +1,8 @@
 """Bank statement files read into one shape: the documented CSV (docs/statements.md), MT940 (mt-940)
-and camt.053 (pycamt). A file is read whole or refused whole, with every problem and its line."""
+and camt.053 (lxml, escrow/bank/camt053.py). A file is read whole or refused whole, with every problem and its line."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import io
@@ -70,7 +69,7 @@ class MalformedStatement(InvalidRequest):
         super().__init__("the file was refused whole, nothing was imported: " + "; ".join(shown), problems=shown)
 
 
-class _Problems(list[str]):
+class Problems(list[str]):
     def at(self, line: int, message: str) -> None:
         self.append(f"line {line}: {message}")
 
@@ -82,8 +81,10 @@ def parse_statements(data: bytes, fmt: str | None = None) -> list[ParsedStatemen
     fmt = fmt or detect_format(data)
     if fmt not in FORMATS:
         raise MalformedStatement([f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}"])
-    statements = {"csv": _read_csv, "mt940": _read_mt940, "camt053": _read_camt053}[fmt](data)
-    problems = _Problems()
+    from escrow.bank.camt053 import read_camt053  # it reads into the shapes above
+
+    statements = {"csv": _read_csv, "mt940": _read_mt940, "camt053": read_camt053}[fmt](data)
+    problems = Problems()
     if not statements:
         problems.append("the file holds no statement")
     seen: dict[tuple[str, date], int] = {}
@@ -108,7 +109,7 @@ def parse_statements(data: bytes, fmt: str | None = None) -> list[ParsedStatemen
     return statements
 
 
-def _text_problems(statement: ParsedStatement, problems: _Problems) -> None:
+def _text_problems(statement: ParsedStatement, problems: Problems) -> None:
     """Every text the statement carries that cannot be stored: a control character or too long."""
     texts = [(statement.source_line, "account", statement.account)]
     texts += [
@@ -143,7 +144,7 @@ def decode_text(data: bytes) -> str:
             raise MalformedStatement([f"line {line}: the file is neither UTF-8 nor GB18030 text"]) from None
 
 
-def _fen(text: str) -> int:
+def yuan_fen(text: str) -> int:
     """'1,234.56' yuan as 123456 fen; ValueError with the reason otherwise."""
     return parse_yuan(text)
 
@@ -171,7 +172,7 @@ CSV_TYPES = {
 }
 
 
-def _csv_rows(rows: Any, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(rows: Any, problems: Problems) -> Iterator[tuple[int, list[str]]]:
     """Each row after the header with its line; a row the csv module cannot read ends the file."""
     number = 1
     while True:
@@ -189,7 +190,7 @@ def _csv_rows(rows: Any, problems: _Problems) -> Iterator[tuple[int, list[str]]]
 def _read_csv(data: bytes) -> list[ParsedStatement]:
     rows = csv.reader(io.StringIO(decode_text(data), newline=""))
     header = next(rows, None)
-    problems = _Problems()
+    problems = Problems()
     if header is None:
         raise MalformedStatement(["line 1: the file is empty"])
     names = {alias: key for key, aliases in CSV_COLUMNS.items() for alias in aliases}
@@ -220,7 +221,7 @@ def _read_csv(data: bytes) -> list[ParsedStatement]:
             problems.at(number, f"date {cell('date')!r} is not YYYY-MM-DD")
             continue
         try:
-            amount = _fen(cell("amount"))
+            amount = yuan_fen(cell("amount"))
         except ValueError as e:
             problems.at(number, f"amount: {e}")
             continue
@@ -284,7 +285,7 @@ def swift_fen(text: str) -> int:
     return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
-def _mt940_amounts(chunk: str, first: int, problems: _Problems) -> dict[str, list[int]]:
+def _mt940_amounts(chunk: str, first: int, problems: Problems) -> dict[str, list[int]]:
     """The signed fen of the :60:, :62: and :61: fields of one statement, read as SWIFT defines them."""
     found: dict[str, list[int]] = {"60": [], "62": [], "61": []}
     for offset, line in enumerate(chunk.splitlines()):
@@ -308,7 +309,7 @@ def _read_mt940(data: bytes) -> list[ParsedStatement]:
     import mt940
 
     text = decode_text(data)
-    problems = _Problems()
+    problems = Problems()
     statements = []
     for first, chunk in _mt940_chunks(text):
         before = len(problems)
@@ -366,79 +367,3 @@ def _read_mt940(data: bytes) -> list[ParsedStatement]:
     if problems:
         raise MalformedStatement(problems)
     return statements
-
-
-# ---- camt.053 ------------------------------------------------------------------------------------
-
-
-def _read_camt053(data: bytes) -> list[ParsedStatement]:
-    from lxml import etree  # type: ignore[import-untyped]
-    from pycamt.parser import Camt053Parser  # type: ignore[import-untyped]
-
-    # entities are never expanded nor fetched; a file that declares any (a DTD) is refused below
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-    try:
-        root = etree.fromstring(data, parser=parser)
-    except etree.XMLSyntaxError as e:
-        raise MalformedStatement([f"line {e.lineno}: not well-formed XML: {e.msg}"]) from None
-    if root.getroottree().docinfo.internalDTD is not None or root.getroottree().docinfo.doctype:
-        raise MalformedStatement(["line 1: a camt.053 file declares no DTD or entities (<!DOCTYPE> is refused)"])
-    ns = {"c": root.nsmap.get(None, "")}
-    problems = _Problems()
-    statements = []
-    for stmt in root.iterfind(".//c:Stmt", ns):
-        line = stmt.sourceline or 0
-        # pycamt reads one document's entries; hand it one statement at a time to keep them apart
-        camt = Camt053Parser(_one_statement(root, stmt, ns))
-        info = camt.get_statement_info()[0]
-        account = info["IBAN"] or stmt.findtext("c:Acct/c:Id/c:Othr/c:Id", default="", namespaces=ns)
-        try:
-            opening, closing = _fen(info["OpeningBalance"] or ""), _fen(info["ClosingBalance"] or "")
-            day = date.fromisoformat((info["ClosingBalanceDate"] or "")[:10])
-        except ValueError as e:
-            problems.at(line, f"the statement's OPBD and CLBD balances are needed: {e}")
-            continue
-        entry_lines = [
-            entry.sourceline or line
-            for entry in stmt.iterfind(".//c:Ntry", ns)
-            for _ in range(max(1, len(entry.findall(".//c:TxDtls", ns))))
-        ]
-        lines = []
-        transactions = camt.get_transactions()
-        entry_lines += [line] * (len(transactions) - len(entry_lines))
-        for number, tx in zip(entry_lines, transactions, strict=False):
-            try:
-                amount = _fen(tx.get("Amount") or "")
-                value_date = date.fromisoformat((tx.get("ValueDate") or tx.get("BookingDate") or "")[:10])
-            except ValueError as e:
-                problems.at(number, f"entry: {e}")
-                continue
-            sign = {"CRDT": 1, "DBIT": -1}.get(tx.get("CreditDebitIndicator") or "")
-            reference = tx.get("EndToEndId") or tx.get("TransactionID") or ""
-            if sign is None or not reference or reference == "NOTPROVIDED":
-                problems.at(number, "an entry needs CdtDbtInd CRDT or DBIT and a reference (EndToEndId or AcctSvcrRef)")
-                continue
-            counterparty = tx.get("DebtorName" if sign > 0 else "CreditorName") or ""
-            memo = tx.get("RemittanceInformationFull") or tx.get("AdditionalEntryInformation") or ""
-            lines.append(StatementLine(value_date, sign * amount, reference, counterparty, memo, number))
-        currency = info["Currency"] or stmt.find(".//c:Bal/c:Amt", ns).get("Ccy", "")
-        statements.append(ParsedStatement(account, currency, day, opening, closing, tuple(lines), line))
-    if not statements and not problems:
-        problems.at(1, "no camt.053 <Stmt> element found")
-    if problems:
-        raise MalformedStatement(problems)
-    return statements
-
-
-def _one_statement(root: Any, stmt: Any, ns: dict[str, str]) -> bytes:
-    """A document of the group header and this one statement: linear in the file (copying the whole
-    document once per statement was quadratic: 600 statements took 30 s)."""
-    from lxml import etree
-
-    document = etree.Element(root.tag, nsmap=root.nsmap)
-    holder = etree.SubElement(document, stmt.getparent().tag)
-    header = stmt.getparent().find("c:GrpHdr", ns)
-    if header is not None:
-        holder.append(copy.deepcopy(header))
-    holder.append(copy.deepcopy(stmt))
-    return bytes(etree.tostring(document))

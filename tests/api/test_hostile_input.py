@@ -31,6 +31,8 @@ HOSTILE = {
     "c1_control": "a\x85\x9bb",
     "right_to_left": "\u202eabc\u200f\u2067",
     "empty": "",
+    "year_9999": "9999-12-31",
+    "year_1": "0001-01-01",
 }
 TABLES = ("institution", "course", "contract", "guardian", "collection", "class_record", "refund_request")
 TABLES += ("payout", "hold", "policy_version", "journal_transaction", "bank_statement", "alert", "audit_record")

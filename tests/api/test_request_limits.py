@@ -164,3 +164,22 @@ def test_failed_token_checks_are_throttled_per_client(engine: Engine, world: Wor
         assert refused.json()["code"] == "too_many_failed_attempts"
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert neighbour.get(path, headers=good).status_code == 200
+
+
+def test_a_control_character_in_a_query_or_body_is_a_422_naming_where(client: TestClient, world: World) -> None:
+    auth = {"Authorization": f"Bearer {world.tokens['school_a']}"}
+    response = client.get("/contracts?cursor=a%00b", headers=auth)
+    assert (response.status_code, response.json()["problems"][0]["field"]) == (422, "query")
+    place = world.places["A"]
+    response = client.post(
+        f"/institutions/{place.institution_id}/holds",
+        content=b'{"reason": "a\\u0000b"}',
+        headers={"Authorization": f"Bearer {world.tokens['regulator']}", "Content-Type": "application/json"},
+    )
+    assert (response.status_code, response.json()["problems"][0]["field"]) == (422, "body.reason")
+    response = client.post(
+        f"/institutions/{place.institution_id}/holds",
+        content=b'{"reason": "a\\u0000b"}',
+        headers={"Authorization": "Bearer esc_wrong", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 401  # a bad token is told before a bad body
