@@ -31,6 +31,7 @@ ALTER TABLE policy_version
         CHECK (max_term_start_past_days BETWEEN 0 AND 366);
 
 ALTER TABLE guardian ADD COLUMN institution_id uuid REFERENCES institution (id);
+ALTER TABLE guardian DROP CONSTRAINT guardian_phone_key;
 
 -- the institution each guardian row stays with: that of its earliest contract
 UPDATE guardian g SET institution_id = first.institution_id
@@ -63,7 +64,6 @@ ALTER TABLE api_token ADD CONSTRAINT api_token_scope CHECK (
 
 DELETE FROM guardian WHERE institution_id IS NULL;  -- no contract names them: nothing refers to them
 ALTER TABLE guardian ALTER COLUMN institution_id SET NOT NULL;
-ALTER TABLE guardian DROP CONSTRAINT guardian_phone_key;
 ALTER TABLE guardian ADD CONSTRAINT guardian_institution_phone_key UNIQUE (institution_id, phone);
 ALTER TABLE guardian ADD CONSTRAINT guardian_institution_id_key UNIQUE (institution_id, id);
 CREATE INDEX guardian_by_phone ON guardian (phone);
