@@ -32,8 +32,8 @@ class PolicyVersion(Base):
     guide_price_margin_bp: Mapped[int]
     confirm_after_working_days: Mapped[int]
     refund_response_working_days: Mapped[int]
-    max_class_backdate_days: Mapped[int]
-    max_term_start_past_days: Mapped[int]
+    max_class_backdate_days: Mapped[int] = mapped_column(server_default="7")
+    max_term_start_past_days: Mapped[int] = mapped_column(server_default="30")
     release_cadence: Mapped[str] = mapped_column(Text)
     release_tranches_pct: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     default_supervision_model: Mapped[str] = mapped_column(Text)
