@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from api import health, problems
 from api.auth import get_caller
+from api.bodies import BodyGuard
 from api.routers import (
     alerts,
     batches,
@@ -25,7 +26,9 @@ from api.routers import (
     statements,
 )
 from api.routing import HandlerThreadRoute
+from api.throttle import Throttle
 from escrow.db.database import default_engine, make_sessionmaker
+from escrow.settings import Settings
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
 # running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which
@@ -33,8 +36,9 @@ from escrow.db.database import default_engine, make_sessionmaker
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app on `engine`, or on the configured database."""
+    settings = settings or Settings()  # not the cached one: a test's app must not fix another's database
     engine = engine or default_engine()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
@@ -51,9 +55,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.throttle = Throttle(settings.failed_auth_limit)
     problems.install(app)
     app.include_router(health.router)
-    for module in (
+    routers = (
         jurisdictions,
         institutions,
         contracts,
@@ -64,8 +69,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         reports,
         statements,
         calendar,
-    ):
+    )
+    for module in routers:
         app.include_router(module.router)
+    # body limits, the token before the body, strict JSON (api/bodies.py)
+    app.add_middleware(BodyGuard, routes=[route for module in routers for route in module.router.routes])
     check_routes(app)
     return app
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.access.callers import Caller
 from escrow.access.tokens import authenticate
@@ -54,3 +54,9 @@ async def get_caller(
 
 # What a handler receives is the Caller: HandlerThreadRoute checks the Bearer before the handler runs
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def check_token(sessions: sessionmaker[Session], token: Bearer) -> Caller:
+    """The token checked in a session of its own (before or after the request's, not inside it)."""
+    with sessions() as session:
+        return token.caller(session)

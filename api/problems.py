@@ -9,13 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.auth import Bearer
+from api.auth import check_token
 from escrow import errors
 
 log = logging.getLogger(__name__)
@@ -25,6 +24,8 @@ PROBLEM_JSON = "application/problem+json"
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS_BY_ERROR: tuple[tuple[type[errors.EscrowError], int], ...] = (
     (errors.Unauthenticated, 401),
+    (errors.TooManyAttempts, 429),
+    (errors.PayloadTooLarge, 413),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.InvalidRequest, 422),
@@ -65,22 +66,36 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def error_response(exc: errors.EscrowError) -> JSONResponse:
+    """The problem+json answer to a domain error, with the headers its status calls for."""
+    problems = exc.context.get("problems")
+    extra = {"problems": problems} if problems else {}
+    response = problem(status_for(exc), exc.code, exc.title, exc.detail, **extra)
+    if isinstance(exc, errors.Unauthenticated):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="escrow"'
+    if isinstance(exc, errors.TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def client_of(request: Request) -> str:
+    """Whom failed attempts are counted against: the peer's address (uvicorn's, behind a trusted proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.EscrowError)
     async def escrow_error(request: Request, exc: errors.EscrowError) -> JSONResponse:
-        problems = exc.context.get("problems")
-        extra = {"problems": problems} if problems else {}
-        response = problem(status_for(exc), exc.code, exc.title, exc.detail, **extra)
-        if isinstance(exc, errors.Unauthenticated):
-            response.headers["WWW-Authenticate"] = 'Bearer realm="escrow"'
-        return response
+        if isinstance(exc, errors.Unauthenticated) and "authorization" in request.headers:
+            request.app.state.throttle.count_failure(client_of(request))  # a wrong token, not a missing one
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         token = getattr(request.state, "bearer", None)  # a bad token is told before a bad body (api/auth.py)
         if token is not None:
             try:
-                await run_in_threadpool(_check, request.app.state.sessionmaker, token)
+                await run_in_threadpool(check_token, request.app.state.sessionmaker, token)
             except errors.Unauthenticated as refused:
                 return await escrow_error(request, refused)
             except DBAPIError as failed:
@@ -108,6 +123,14 @@ def install(app: FastAPI) -> None:
         # DatabaseError; SQLAlchemy marks both as a lost connection
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             return await database_unavailable(request, exc)
+        if isinstance(exc, DataError):  # SQLSTATE class 22: a value the column cannot hold; rolled back
+            log.warning(
+                "data refused by the database on %s %s: SQLSTATE %s",
+                request.method,
+                request.url.path,
+                getattr(exc.orig, "pgcode", None),
+            )
+            return problem(422, "invalid_request", "Invalid request", "a value in the request cannot be stored")
         return await unexpected(request, exc)
 
     async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -126,8 +149,3 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
-
-
-def _check(sessions: sessionmaker[Session], token: Bearer) -> None:
-    with sessions() as session:  # the request's own session was closed with the refusal
-        token.caller(session)

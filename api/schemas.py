@@ -92,6 +92,8 @@ class PolicyIn(Request):
     guide_price_margin_bp: Annotated[Whole, Field(ge=0, le=10_000)] = 1_000
     confirm_after_working_days: Annotated[Whole, Field(ge=1, le=100)] = 15
     refund_response_working_days: Annotated[Whole, Field(ge=1, le=100)] = 5
+    max_class_backdate_days: Annotated[Whole, Field(ge=0, le=90)] = 7
+    max_term_start_past_days: Annotated[Whole, Field(ge=0, le=366)] = 30
     release_cadence: ReleaseCadence = ReleaseCadence.PER_CLASS
     release_tranches_pct: list[Annotated[Whole, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=12)
     default_supervision_model: SupervisionModel = SupervisionModel.CUSTODY
@@ -107,6 +109,8 @@ class PolicyOut(Response):
     guide_price_margin_bp: int
     confirm_after_working_days: int
     refund_response_working_days: int
+    max_class_backdate_days: int = Field(description="how many days back a class may be dated when recorded")
+    max_term_start_past_days: int = Field(description="how many days before signing a term may have started")
     release_cadence: ReleaseCadence
     release_tranches_pct: list[int]
     default_supervision_model: SupervisionModel

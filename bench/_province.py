@@ -297,8 +297,8 @@ INSERT INTO course (institution_id, id, name, category, unit_price_fen, guide_pr
 SELECT institution_id, course_s, 'Maths level 3', 'subject', unit_s, unit_s FROM gen_inst
 UNION ALL SELECT institution_id, course_a, 'Piano level 2', 'non_subject', unit_a, NULL FROM gen_inst;
 
-INSERT INTO guardian (id, phone, name)
-SELECT guardian_id, phone, 'Guardian ' || n || '-' || k FROM gen_contract ORDER BY guardian_id;
+INSERT INTO guardian (id, institution_id, phone, name)
+SELECT guardian_id, institution_id, phone, 'Guardian ' || n || '-' || k FROM gen_contract ORDER BY guardian_id;
 
 INSERT INTO account (institution_id, id, code, kind, contract_id, normal_side, currency, balance, version)
 SELECT c.institution_id, a.id, a.kind || ':' || c.contract_id, a.kind, c.contract_id, 'credit', 'CNY',

@@ -60,6 +60,12 @@ def _migrated_url() -> str:
     return url
 
 
+# Idle keep-alive connections close after 5 s; a request line and headers over 16 KiB end the
+# connection (h11); each chunk of a body must come within 30 s (api/bodies.py)
+KEEP_ALIVE_S = 5
+MAX_HEAD_BYTES = 16 * 1024
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -78,7 +84,15 @@ def serve(
     # embedded PostgreSQL is stopped by its exit hook
     signal.signal(signal.SIGTERM, _exit_quietly)
     typer.echo(f"escrow serving on http://{host}:{port} (docs at /docs)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+    )
 
 
 def _exit_quietly(signum: int, frame: object) -> None:
@@ -125,7 +139,15 @@ def demo(
 
         signal.signal(signal.SIGTERM, _exit_quietly)
         typer.echo(f"escrow serving the demo on http://{host}:{port} (docs at /docs)")
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
 
 
 @db_app.command("upgrade")
@@ -216,10 +238,12 @@ def tokens_revoke(token_id: UUID) -> None:
 def tokens_list() -> None:
     """List tokens (ids, roles, scopes, state); never the secrets."""
     from escrow.access.tokens import list_tokens
+    from escrow.rules.identity import mask_phone
 
     with _session() as session:
         for row in list_tokens(session):
-            scope = row.jurisdiction_codes or row.institution_id or row.guardian_id or row.bank_code
+            phone = mask_phone(row.guardian_phone) if row.guardian_phone else None
+            scope = row.jurisdiction_codes or row.institution_id or phone or row.bank_code
             state = "revoked" if row.revoked_at else f"expires {row.expires_at}" if row.expires_at else "active"
             typer.echo(f"{row.id}  {row.role:<11} {scope}  {state}  {row.label}")
 

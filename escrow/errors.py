@@ -100,3 +100,22 @@ class CalendarYearMissing(Conflict):
 
     code = "calendar_year_missing"
     title = "No official calendar for that year"
+
+
+class TooManyAttempts(EscrowError):
+    """Too many failed sign-ins or token checks from one client; it may try again after a while."""
+
+    code = "too_many_failed_attempts"
+    title = "Too many failed attempts"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many failed sign-ins or token checks from this client; try again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(InvalidRequest):
+    code = "payload_too_large"
+    title = "Request body too large"

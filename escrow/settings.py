@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     )
     embedded_database_name: str = "escrow"
     pool_size: int = Field(default=10, ge=1, le=200)
+    failed_auth_limit: str = Field(
+        default="20/minute",
+        description="failed sign-ins and token checks a client may make (a `limits` rate such as 20/minute)",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -77,8 +77,10 @@ def school(institution_id: UUID) -> Caller:
     return Caller(token_id=new_id(), role=Role.INSTITUTION, institution_id=institution_id)
 
 
-def parent(guardian_id: UUID) -> Caller:
-    return Caller(token_id=new_id(), role=Role.PARENT, guardian_id=guardian_id)
+def parent(session: Session, guardian_id: UUID) -> Caller:
+    """The parent signed in with the phone of this guardian record."""
+    phone = session.scalar(text("SELECT phone FROM guardian WHERE id = :g"), {"g": guardian_id})
+    return Caller(token_id=new_id(), role=Role.PARENT, guardian_phone=phone)
 
 
 def migration_head() -> str:

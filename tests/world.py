@@ -31,7 +31,7 @@ from escrow.registry.jurisdictions import add_jurisdiction
 from escrow.rules.calendar import BUSINESS_TZ, local_date
 from escrow.rules.policy import CourseCategory
 from escrow.supervision.alerts import Finding, Severity, raise_alerts
-from tests.factories import account_number, credit_code, id_number, phone, regulator, school, stand_in_calendar
+from tests.factories import account_number, credit_code, id_number, parent, phone, regulator, school, stand_in_calendar
 
 J1, J2 = "310104", "310105"
 
@@ -160,7 +160,7 @@ def _contract(
         now=now,
     )
     contract_id = view.contract.id
-    family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=view.contract.guardian_id)
+    family = parent(session, view.contract.guardian_id)
 
     def give() -> UUID:
         return record_class(

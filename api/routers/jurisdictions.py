@@ -32,6 +32,8 @@ def policy_fields(policy: Policy) -> dict[str, object]:
         "guide_price_margin_bp": policy.guide_price_margin_bp,
         "confirm_after_working_days": policy.confirm_after_working_days,
         "refund_response_working_days": policy.refund_response_working_days,
+        "max_class_backdate_days": policy.max_class_backdate_days,
+        "max_term_start_past_days": policy.max_term_start_past_days,
         "release_cadence": policy.release_cadence,
         "release_tranches_pct": list(policy.release_tranches_pct),
         "default_supervision_model": policy.default_supervision_model,

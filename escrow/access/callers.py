@@ -12,7 +12,7 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, false, select
 
-from escrow.db.records import Contract, Institution
+from escrow.db.records import Contract, Guardian, Institution
 from escrow.errors import Forbidden
 
 
@@ -29,7 +29,7 @@ class Caller:
     role: Role
     jurisdictions: frozenset[str] = field(default_factory=frozenset)
     institution_id: UUID | None = None
-    guardian_id: UUID | None = None
+    guardian_phone: str | None = None  # a parent is a phone number: their families at every institution
     bank_code: str | None = None
 
     @property
@@ -38,7 +38,7 @@ class Caller:
         subject = {
             Role.REGULATOR: str(self.token_id),
             Role.INSTITUTION: str(self.institution_id),
-            Role.PARENT: str(self.guardian_id),
+            Role.PARENT: str(self.guardian_phone),
             Role.BANK: str(self.bank_code),
         }[self.role]
         return f"{self.role}:{subject}"
@@ -60,17 +60,22 @@ def institution_scope(caller: Caller) -> ColumnElement[bool]:
         case Role.BANK:
             return Institution.custody_bank == caller.bank_code
         case Role.PARENT:
-            return Institution.id.in_(select(Contract.institution_id).where(Contract.guardian_id == caller.guardian_id))
+            return Institution.id.in_(select(Contract.institution_id).where(_own_contract(caller)))
     return false()  # pragma: no cover - every role is matched above
 
 
 def contract_scope(caller: Caller) -> ColumnElement[bool]:
     """The contracts the caller may see: a parent only their own."""
     if caller.role is Role.PARENT:
-        return Contract.guardian_id == caller.guardian_id
+        return _own_contract(caller)
     return Contract.institution_id.in_(select(Institution.id).where(institution_scope(caller)))
 
 
-def sees_personal_data(caller: Caller, guardian_id: UUID) -> bool:
+def _own_contract(caller: Caller) -> ColumnElement[bool]:
+    """A parent's contracts: those of the guardian records with their phone, at every institution."""
+    return Contract.guardian_id.in_(select(Guardian.id).where(Guardian.phone == caller.guardian_phone))
+
+
+def sees_personal_data(caller: Caller, guardian_phone: str) -> bool:
     """Guardians' phone and ID numbers are shown unmasked only to themselves and regulators."""
-    return caller.role is Role.REGULATOR or (caller.role is Role.PARENT and caller.guardian_id == guardian_id)
+    return caller.role is Role.REGULATOR or (caller.role is Role.PARENT and caller.guardian_phone == guardian_phone)

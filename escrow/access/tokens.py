@@ -20,6 +20,7 @@ from escrow.access.callers import Caller, Role
 from escrow.db.records import ApiToken, Guardian, Institution, Jurisdiction
 from escrow.errors import InvalidRequest, NotFound, Unauthenticated
 from escrow.ids import new_id
+from escrow.rules.identity import mask_phone
 
 PREFIX = "esc_"
 _TOKEN = cast(Table, ApiToken.__table__)
@@ -29,7 +30,7 @@ _BY_HASH = select(
     _TOKEN.c.role,
     _TOKEN.c.jurisdiction_codes,
     _TOKEN.c.institution_id,
-    _TOKEN.c.guardian_id,
+    _TOKEN.c.guardian_phone,
     _TOKEN.c.bank_code,
     _TOKEN.c.expires_at,
     _TOKEN.c.revoked_at,
@@ -64,10 +65,10 @@ def issue_token(
             raise InvalidRequest(f"an institution token needs an existing institution id, got {institution_id}")
         row.institution_id = institution_id
     elif role is Role.PARENT:
-        guardian = session.scalars(select(Guardian).where(Guardian.phone == guardian_phone)).one_or_none()
-        if guardian is None:
+        known = session.scalar(select(Guardian.id).where(Guardian.phone == guardian_phone).limit(1))
+        if known is None:
             raise InvalidRequest("a parent token needs the phone of a guardian who has signed a contract")
-        row.guardian_id = guardian.id
+        row.guardian_phone = guardian_phone
     else:
         if not bank_code:
             raise InvalidRequest("a bank token needs the bank code its institutions use (custody_bank)")
@@ -87,7 +88,7 @@ def issue_token(
             "role": row.role,
             "jurisdictions": row.jurisdiction_codes,
             "institution_id": row.institution_id,
-            "guardian_id": row.guardian_id,
+            "guardian_phone": mask_phone(row.guardian_phone) if row.guardian_phone else None,
             "bank_code": row.bank_code,
             "label": label,
         },
@@ -125,6 +126,6 @@ def authenticate(session: Session, *, secret: str, now: datetime) -> Caller:
         role=Role(row.role),
         jurisdictions=frozenset(row.jurisdiction_codes),
         institution_id=row.institution_id,
-        guardian_id=row.guardian_id,
+        guardian_phone=row.guardian_phone,
         bank_code=row.bank_code,
     )

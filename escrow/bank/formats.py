@@ -1,5 +1,5 @@
 """Bank statement files read into one shape: the documented CSV (docs/statements.md), MT940 (mt-940)
-and camt.053 (pycamt). A file is read whole or refused whole, with every problem and its line."""
+and camt.053 (lxml, escrow/bank/camt053.py). A file is read whole or refused whole, with every problem and its line."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from typing import Any
 
 from escrow.errors import InvalidRequest
 from escrow.rules.money import format_yuan, parse_yuan
+from escrow.rules.text import character_problem
 
 FORMATS = ("csv", "mt940", "camt053")
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# Longest text kept from a statement, generous beside the formats' own (an IBAN is 34, an MT940 :25: 35,
+# a camt.053 reference 35 and a name 140, an MT940 :86: 6 lines of 65)
+MAX_TEXT = {"account": 35, "reference": 140, "counterparty": 140, "memo": 1000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ class MalformedStatement(InvalidRequest):
         super().__init__("the file was refused whole, nothing was imported: " + "; ".join(shown), problems=shown)
 
 
-class _Problems(list[str]):
+class Problems(list[str]):
     def at(self, line: int, message: str) -> None:
         self.append(f"line {line}: {message}")
 
@@ -77,8 +81,10 @@ def parse_statements(data: bytes, fmt: str | None = None) -> list[ParsedStatemen
     fmt = fmt or detect_format(data)
     if fmt not in FORMATS:
         raise MalformedStatement([f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}"])
-    statements = {"csv": _read_csv, "mt940": _read_mt940, "camt053": _read_camt053}[fmt](data)
-    problems = _Problems()
+    from escrow.bank.camt053 import read_camt053  # it reads into the shapes above
+
+    statements = {"csv": _read_csv, "mt940": _read_mt940, "camt053": read_camt053}[fmt](data)
+    problems = Problems()
     if not statements:
         problems.append("the file holds no statement")
     seen: dict[tuple[str, date], int] = {}
@@ -97,9 +103,24 @@ def parse_statements(data: bytes, fmt: str | None = None) -> list[ParsedStatemen
             )
         if s.currency != "CNY":
             problems.at(s.source_line, f"currency {s.currency}: custody accounts are kept in CNY")
+        _text_problems(s, problems)
     if problems:
         raise MalformedStatement(problems)
     return statements
+
+
+def _text_problems(statement: ParsedStatement, problems: Problems) -> None:
+    """Every text the statement carries that cannot be stored: a control character or too long."""
+    texts = [(statement.source_line, "account", statement.account)]
+    texts += [
+        (x.source_line, key, getattr(x, key)) for x in statement.lines for key in ("reference", "counterparty", "memo")
+    ]
+    for line, key, value in texts:
+        problem = character_problem(value)
+        if problem:
+            problems.at(line, f"the {key}: {problem}")
+        elif len(value) > MAX_TEXT[key]:
+            problems.at(line, f"the {key} has {len(value)} characters; at most {MAX_TEXT[key]} are kept")
 
 
 def detect_format(data: bytes) -> str:
@@ -123,7 +144,7 @@ def decode_text(data: bytes) -> str:
             raise MalformedStatement([f"line {line}: the file is neither UTF-8 nor GB18030 text"]) from None
 
 
-def _fen(text: str) -> int:
+def yuan_fen(text: str) -> int:
     """'1,234.56' yuan as 123456 fen; ValueError with the reason otherwise."""
     return parse_yuan(text)
 
@@ -151,10 +172,25 @@ CSV_TYPES = {
 }
 
 
+def _csv_rows(rows: Any, problems: Problems) -> Iterator[tuple[int, list[str]]]:
+    """Each row after the header with its line; a row the csv module cannot read ends the file."""
+    number = 1
+    while True:
+        number += 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as e:  # e.g. a field over csv.field_size_limit() (131,072 characters)
+            problems.at(number, f"the row cannot be read: {e}")
+            return
+        yield number, row
+
+
 def _read_csv(data: bytes) -> list[ParsedStatement]:
     rows = csv.reader(io.StringIO(decode_text(data), newline=""))
     header = next(rows, None)
-    problems = _Problems()
+    problems = Problems()
     if header is None:
         raise MalformedStatement(["line 1: the file is empty"])
     names = {alias: key for key, aliases in CSV_COLUMNS.items() for alias in aliases}
@@ -165,7 +201,7 @@ def _read_csv(data: bytes) -> list[ParsedStatement]:
             [f"line 1: the header lacks the column(s) {', '.join(missing)} (see docs/statements.md)"]
         )
     groups: dict[tuple[str, date], dict[str, Any]] = {}
-    for number, row in enumerate(rows, start=2):
+    for number, row in _csv_rows(rows, problems):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -185,7 +221,7 @@ def _read_csv(data: bytes) -> list[ParsedStatement]:
             problems.at(number, f"date {cell('date')!r} is not YYYY-MM-DD")
             continue
         try:
-            amount = _fen(cell("amount"))
+            amount = yuan_fen(cell("amount"))
         except ValueError as e:
             problems.at(number, f"amount: {e}")
             continue
@@ -234,13 +270,52 @@ def _mt940_chunks(text: str) -> Iterator[tuple[int, str]]:
         yield start + 1, "\n".join(lines[start:end]).rstrip("-} \n") + "\n"
 
 
+# SWIFT's amounts (15d): digits, one decimal comma, at most 15 characters, 2 decimals for CNY
+SWIFT_AMOUNT = re.compile(r"[0-9]+,[0-9]{0,2}")
+MT940_BALANCE = re.compile(r":6[02][FM]:(?P<mark>[CD])[0-9]{6}[A-Z]{3}(?P<amount>.*)")
+# :61: value date, entry date, mark (R reverses), funds code, amount, then the type (N/S/F + 3)
+MT940_ENTRY = re.compile(r":61:[0-9]{6}(?:[0-9]{4})?(?P<mark>R?[CD])[A-Z]?(?P<amount>[^NSF]*?)[NSF][A-Z0-9]{3}")
+
+
+def swift_fen(text: str) -> int:
+    """'1500,00' as 150000 fen; ValueError for anything SWIFT does not define as an amount."""
+    if len(text) > 15 or not SWIFT_AMOUNT.fullmatch(text):
+        raise ValueError(f"amount {text!r} is not digits with one decimal comma, such as 1500,00")
+    whole, _, cents = text.partition(",")
+    return int(whole) * 100 + int(cents.ljust(2, "0"))
+
+
+def _mt940_amounts(chunk: str, first: int, problems: Problems) -> dict[str, list[int]]:
+    """The signed fen of the :60:, :62: and :61: fields of one statement, read as SWIFT defines them."""
+    found: dict[str, list[int]] = {"60": [], "62": [], "61": []}
+    for offset, line in enumerate(chunk.splitlines()):
+        tag = ":" + line[1:].split(":", 1)[0] + ":"
+        match = MT940_BALANCE.match(line) or MT940_ENTRY.match(line)
+        if match is None:
+            if tag in (":60F:", ":60M:", ":62F:", ":62M:", ":61:"):
+                problems.at(first + offset, f"MT940 field not understood: {line[:60]!r}")
+            continue
+        try:
+            fen = swift_fen(match["amount"].strip())
+        except ValueError as e:
+            problems.at(first + offset, f"MT940 field {tag} {e}")
+            continue
+        negative = match["mark"] in ("D", "RC")  # a reversed credit takes money out
+        found[line[1:3]].append(-fen if negative else fen)
+    return found
+
+
 def _read_mt940(data: bytes) -> list[ParsedStatement]:
     import mt940
 
     text = decode_text(data)
-    problems = _Problems()
+    problems = Problems()
     statements = []
     for first, chunk in _mt940_chunks(text):
+        before = len(problems)
+        amounts = _mt940_amounts(chunk, first, problems)
+        if len(problems) > before:
+            continue
         transactions = mt940.models.Transactions()
         try:
             transactions.parse(chunk)
@@ -260,10 +335,10 @@ def _read_mt940(data: bytes) -> list[ParsedStatement]:
         if absent:
             problems.at(first, f"the statement has no {', '.join(absent)} field")
             continue
-        opening, closing = head["final_opening_balance"], head["final_closing_balance"]
+        closing = head["final_closing_balance"]
         line_numbers = [first + i for i, line in enumerate(chunk.splitlines()) if line.startswith(":61:")]
         lines = []
-        for number, t in zip(line_numbers, transactions, strict=True):
+        for number, t, fen in zip(line_numbers, transactions, amounts["61"], strict=True):
             reference = (t.data.get("customer_reference") or t.data.get("bank_reference") or "").strip()
             if not reference or reference == "NONREF":
                 problems.at(number, "the :61: line has no reference")
@@ -271,7 +346,7 @@ def _read_mt940(data: bytes) -> list[ParsedStatement]:
             lines.append(
                 StatementLine(
                     t.data["date"],
-                    int(t.data["amount"].amount * 100),
+                    fen,
                     reference,
                     "",
                     (t.data.get("transaction_details") or "").replace("\n", " ").strip(),
@@ -283,75 +358,12 @@ def _read_mt940(data: bytes) -> list[ParsedStatement]:
                 str(head["account_identification"]).strip(),
                 str(closing.amount.currency),
                 closing.date,
-                int(opening.amount.amount * 100),
-                int(closing.amount.amount * 100),
+                amounts["60"][0],
+                amounts["62"][-1],
                 tuple(lines),
                 first,
             )
         )
-    if problems:
-        raise MalformedStatement(problems)
-    return statements
-
-
-# ---- camt.053 ------------------------------------------------------------------------------------
-
-
-def _read_camt053(data: bytes) -> list[ParsedStatement]:
-    from lxml import etree  # type: ignore[import-untyped]
-    from pycamt.parser import Camt053Parser  # type: ignore[import-untyped]
-
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    try:
-        root = etree.fromstring(data, parser=parser)
-    except etree.XMLSyntaxError as e:
-        raise MalformedStatement([f"line {e.lineno}: not well-formed XML: {e.msg}"]) from None
-    ns = {"c": root.nsmap.get(None, "")}
-    problems = _Problems()
-    statements = []
-    for index, stmt in enumerate(root.iterfind(".//c:Stmt", ns)):
-        line = stmt.sourceline or 0
-        # pycamt reads one document's entries; hand it one statement at a time to keep them apart
-        single = etree.fromstring(etree.tostring(root), parser=parser)
-        for n, other in enumerate(list(single.iterfind(".//c:Stmt", ns))):
-            if n != index:
-                other.getparent().remove(other)
-        camt = Camt053Parser(etree.tostring(single))
-        info = camt.get_statement_info()[0]
-        account = info["IBAN"] or stmt.findtext("c:Acct/c:Id/c:Othr/c:Id", default="", namespaces=ns)
-        try:
-            opening, closing = _fen(info["OpeningBalance"] or ""), _fen(info["ClosingBalance"] or "")
-            day = date.fromisoformat((info["ClosingBalanceDate"] or "")[:10])
-        except ValueError as e:
-            problems.at(line, f"the statement's OPBD and CLBD balances are needed: {e}")
-            continue
-        entry_lines = [
-            entry.sourceline or line
-            for entry in stmt.iterfind(".//c:Ntry", ns)
-            for _ in range(max(1, len(entry.findall(".//c:TxDtls", ns))))
-        ]
-        lines = []
-        transactions = camt.get_transactions()
-        entry_lines += [line] * (len(transactions) - len(entry_lines))
-        for number, tx in zip(entry_lines, transactions, strict=False):
-            try:
-                amount = _fen(tx.get("Amount") or "")
-                value_date = date.fromisoformat((tx.get("ValueDate") or tx.get("BookingDate") or "")[:10])
-            except ValueError as e:
-                problems.at(number, f"entry: {e}")
-                continue
-            sign = {"CRDT": 1, "DBIT": -1}.get(tx.get("CreditDebitIndicator") or "")
-            reference = tx.get("EndToEndId") or tx.get("TransactionID") or ""
-            if sign is None or not reference or reference == "NOTPROVIDED":
-                problems.at(number, "an entry needs CdtDbtInd CRDT or DBIT and a reference (EndToEndId or AcctSvcrRef)")
-                continue
-            counterparty = tx.get("DebtorName" if sign > 0 else "CreditorName") or ""
-            memo = tx.get("RemittanceInformationFull") or tx.get("AdditionalEntryInformation") or ""
-            lines.append(StatementLine(value_date, sign * amount, reference, counterparty, memo, number))
-        currency = info["Currency"] or stmt.find(".//c:Bal/c:Amt", ns).get("Ccy", "")
-        statements.append(ParsedStatement(account, currency, day, opening, closing, tuple(lines), line))
-    if not statements and not problems:
-        problems.at(1, "no camt.053 <Stmt> element found")
     if problems:
         raise MalformedStatement(problems)
     return statements

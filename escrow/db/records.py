@@ -60,6 +60,8 @@ class PolicyVersion(Base):
     guide_price_margin_bp: Mapped[int]
     confirm_after_working_days: Mapped[int]
     refund_response_working_days: Mapped[int]
+    max_class_backdate_days: Mapped[int] = mapped_column(server_default="7")
+    max_term_start_past_days: Mapped[int] = mapped_column(server_default="30")
     release_cadence: Mapped[str] = mapped_column(Text)
     release_tranches_pct: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     default_supervision_model: Mapped[str] = mapped_column(Text)
@@ -95,9 +97,12 @@ class Course(Base):
 
 
 class Guardian(Base):
+    """A family as one institution knows it: each institution keeps its own (migration 0014)."""
+
     __tablename__ = "guardian"
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
+    institution_id: Mapped[UUID]
     phone: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     id_number: Mapped[str | None] = mapped_column(Text)
@@ -146,7 +151,7 @@ class ApiToken(Base):
     role: Mapped[str] = mapped_column(Text)
     jurisdiction_codes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     institution_id: Mapped[UUID | None]
-    guardian_id: Mapped[UUID | None]
+    guardian_phone: Mapped[str | None] = mapped_column(Text)
     bank_code: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(server_default="now()")

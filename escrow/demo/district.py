@@ -299,7 +299,7 @@ def _contract(
         idempotency_key=f"demo-{contract.id}",
         now=now,
     )
-    family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=contract.guardian_id)
+    family = Caller(token_id=new_id(), role=Role.PARENT, guardian_phone=phone)
     _classes(s, rng, school, family, contract.id, institution_id, signed, now, behaviour, hours + bonus, k == 0)
     refunding = (behaviour == Behaviour.REFUND_SURGE and k < 4) or rng.random() < 0.04
     if refunding:

@@ -14,7 +14,7 @@ from escrow.access.audit import SYSTEM, note
 from escrow.access.callers import Caller, Role, contract_scope, require_role
 from escrow.db.paging import Page, keyset
 from escrow.db.records import ClassRecord, Contract
-from escrow.errors import Conflict, InvalidRequest, NotFound
+from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.flows.consumption import hours_used, refund_remaining, release_ready, total_hours
 from escrow.ids import new_id
 from escrow.ledger.idempotency import IdempotencyKey, run_once
@@ -23,6 +23,7 @@ from escrow.registry.contracts import visible_contract
 from escrow.registry.jurisdictions import policy_version
 from escrow.rules import states
 from escrow.rules.calendar import local_date
+from escrow.rules.policy import backdate_problem
 from escrow.rules.states import ClassStatus, ConfirmedHow, ContractStatus
 
 
@@ -49,19 +50,23 @@ def record_class(
         raise InvalidRequest(f"given_on {day} is in the future; record a class once it is given")
     if not contract.term_start <= day <= contract.term_end:
         raise InvalidRequest(f"{day} is outside the contract's term {contract.term_start} to {contract.term_end}")
-    left = total_hours(contract) - hours_used(session, contract)
-    if hours > left:
-        raise Conflict(f"the contract has {left} class hours left; {hours} cannot be recorded")
     policy = policy_version(
         session, jurisdiction_code=contract.policy_jurisdiction, effective_date=contract.policy_effective_date
     )
+    recorded_on = today  # the first day the parent can see the class: their window starts here
+    too_old = backdate_problem(policy, given_on=day, today=recorded_on)
+    if too_old:
+        raise PolicyViolation([too_old])
+    left = total_hours(contract) - hours_used(session, contract)
+    if hours > left:
+        raise Conflict(f"the contract has {left} class hours left; {hours} cannot be recorded")
     row = ClassRecord(
         institution_id=institution_id,
         id=new_id(),
         contract_id=contract_id,
         hours=hours,
         given_on=day,
-        confirm_by=official_calendar(session).add_working_days(day, policy.confirm_after_working_days),
+        confirm_by=official_calendar(session).add_working_days(recorded_on, policy.confirm_after_working_days),
         recorded_at=now,
     )
     session.add(row)

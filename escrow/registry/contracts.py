@@ -22,7 +22,7 @@ from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules.identity import id_number_problem, mask_id_number, mask_phone
-from escrow.rules.policy import CourseCategory, cap_problems
+from escrow.rules.policy import CourseCategory, cap_problems, term_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +69,11 @@ def sign_contract(
         raise NotFound(f"course {course_id} does not exist in this institution")
     if term_end < term_start:
         raise InvalidRequest("term_end is before term_start")
-    policy, effective = policy_in_force(
-        session,
-        jurisdiction_code=institution.jurisdiction_code,
-        on=jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now),
-    )
+    today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
+    policy, effective = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
     price = course.unit_price_fen * hours_bought
-    problems = cap_problems(
+    problems = term_problems(policy, term_start=term_start, term_end=term_end, today=today)
+    problems += cap_problems(
         policy,
         category=CourseCategory(course.category),
         hours_bought=hours_bought,
@@ -86,7 +84,7 @@ def sign_contract(
     )
     if problems:
         raise PolicyViolation(problems)
-    holder = _guardian(session, guardian)
+    holder = _guardian(session, institution_id, guardian)
     contract_id = new_id()
     account = open_account(
         session,
@@ -171,15 +169,24 @@ def list_contracts(
     return Page([_view(session, caller, c, holders[c.guardian_id]) for c in page.items], page.next_cursor)
 
 
-def _guardian(session: Session, details: GuardianDetails) -> Guardian:
-    """Find the guardian by phone, or register them; a phone belongs to one person."""
+def _guardian(session: Session, institution_id: UUID, details: GuardianDetails) -> Guardian:
+    """Find the institution's own guardian by phone, or register them there: what another institution
+    registered under the same phone is never looked at (so no answer depends on it)."""
     if details.id_number is not None:
         problem = id_number_problem(details.id_number)
         if problem:
             raise InvalidRequest(problem)
-    existing = session.scalars(select(Guardian).where(Guardian.phone == details.phone)).one_or_none()
+    existing = session.scalars(
+        select(Guardian).where(Guardian.institution_id == institution_id, Guardian.phone == details.phone)
+    ).one_or_none()
     if existing is None:
-        row = Guardian(id=new_id(), phone=details.phone, name=details.name, id_number=details.id_number)
+        row = Guardian(
+            id=new_id(),
+            institution_id=institution_id,
+            phone=details.phone,
+            name=details.name,
+            id_number=details.id_number,
+        )
         session.add(row)
         session.flush()
         return row
@@ -187,7 +194,8 @@ def _guardian(session: Session, details: GuardianDetails) -> Guardian:
         details.id_number is not None and existing.id_number not in (None, details.id_number)
     ):
         raise Conflict(
-            "this phone number is registered to a guardian with another name or ID number; check the guardian's details"
+            "this institution registered this phone number to a guardian with another name or ID number;"
+            " check the guardian's details"
         )
     return existing
 
@@ -203,7 +211,7 @@ def _view(session: Session, caller: Caller, row: Contract, guardian: Guardian) -
             Collection.institution_id == row.institution_id, Collection.contract_id == row.id
         )
     )
-    mine = sees_personal_data(caller, guardian.id)
+    mine = sees_personal_data(caller, guardian.phone)
     return ContractView(
         contract=row,
         guardian_name=guardian.name,

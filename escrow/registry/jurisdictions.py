@@ -128,6 +128,8 @@ def policy_of(row: PolicyVersion) -> Policy:
         guide_price_margin_bp=row.guide_price_margin_bp,
         confirm_after_working_days=row.confirm_after_working_days,
         refund_response_working_days=row.refund_response_working_days,
+        max_class_backdate_days=row.max_class_backdate_days,
+        max_term_start_past_days=row.max_term_start_past_days,
         release_cadence=ReleaseCadence(row.release_cadence),
         release_tranches_pct=tuple(row.release_tranches_pct),
         default_supervision_model=SupervisionModel(row.default_supervision_model),

@@ -53,6 +53,12 @@ class Policy:
     guide_price_margin_bp: int = 1_000
     confirm_after_working_days: int = 15
     refund_response_working_days: int = 5
+    # A class is recorded the week it is given: 7 days cover a weekend and a weekly recording round, and a
+    # parent still remembers the class; a class dated further back could only be a late or a made-up one
+    max_class_backdate_days: int = 7
+    # A family may join a running term in its first month (30 days); a term long under way, or over, is not
+    # a prepayment for classes to come
+    max_term_start_past_days: int = 30
     release_cadence: ReleaseCadence = ReleaseCadence.PER_CLASS
     release_tranches_pct: tuple[int, ...] = ()
     default_supervision_model: SupervisionModel = SupervisionModel.CUSTODY
@@ -105,7 +111,10 @@ def cap_problems(
             f"{hours} class hours ({hours_bought} bought + {bonus_hours} bonus) exceed the cap of "
             f"{policy.max_hours} hours per collection"
         )
-    latest_end = add_months(term_start, policy.max_months) - timedelta(days=1)
+    try:
+        latest_end = add_months(term_start, policy.max_months) - timedelta(days=1)
+    except ValueError:  # past the year 9999: no cap to break, and term_problems refuses so far ahead
+        latest_end = date.max
     if term_end > latest_end:
         problems.append(
             f"the term {term_start.isoformat()} to {term_end.isoformat()} exceeds {policy.max_months} months; "
@@ -116,6 +125,36 @@ def cap_problems(
             f"{amount_fen} fen exceeds the non-subject cap of {policy.max_non_subject_fen} fen per collection"
         )
     return problems
+
+
+MAX_TERM_START_AHEAD_DAYS = 366  # contracts are signed for the coming term, never years ahead
+
+
+def term_problems(policy: Policy, *, term_start: date, term_end: date, today: date) -> list[str]:
+    """Why a term cannot be signed today: over already, long under way, or years ahead."""
+    problems = []
+    if term_end < today:
+        problems.append(f"the term ended on {term_end.isoformat()}; a term already over cannot be signed")
+    earliest = today - timedelta(days=policy.max_term_start_past_days)
+    if term_start < earliest:
+        problems.append(
+            f"the term started on {term_start.isoformat()}, more than {policy.max_term_start_past_days} days ago;"
+            f" it may start on {earliest.isoformat()} at the earliest"
+        )
+    if term_start > today + timedelta(days=MAX_TERM_START_AHEAD_DAYS):
+        problems.append(f"the term starts more than {MAX_TERM_START_AHEAD_DAYS} days from today")
+    return problems
+
+
+def backdate_problem(policy: Policy, *, given_on: date, today: date) -> str | None:
+    """Why a class cannot be recorded today as given on `given_on` (too far back), or None."""
+    earliest = today - timedelta(days=policy.max_class_backdate_days)
+    if given_on < earliest:
+        return (
+            f"given_on {given_on.isoformat()} is more than {policy.max_class_backdate_days} days ago;"
+            f" a class is recorded within {policy.max_class_backdate_days} days of being given"
+        )
+    return None
 
 
 def price_problem(policy: Policy, *, unit_price_fen: int, guide_price_fen: int) -> str | None:

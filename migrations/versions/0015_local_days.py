@@ -1,7 +1,7 @@
 """Local days and the official calendar as data; a hold recalls payout instructions.
 
 Revision ID: 0015_local_days
-Revises: 0013_typed_states
+Revises: 0014_hostile_input
 Create Date: 2026-12-01
 
 - Each jurisdiction carries its time zone (Asia/Shanghai for every Chinese region): business dates
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_local_days"
-down_revision = "0013_typed_states"
+down_revision = "0014_hostile_input"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ filters and searches institutions; alerts name the institution and speak in yuan
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from escrow.access.callers import Role
+from escrow.rules.calendar import local_date
 from escrow.rules.policy import NATIONAL_DEFAULTS
 from escrow.supervision.alerts import get_alert, raise_alerts
 from escrow.supervision.risks import money_idle
@@ -52,8 +53,10 @@ def test_a_refund_is_followed_to_the_banks_execution_and_its_reason_kept(life: L
         "guardian": {"name": "Lin Yu", "phone": mother},
         "student_name": "Lin Xi",
         "hours_bought": 10,
-        "term_start": "2026-10-01",
-        "term_end": "2026-12-31",
+        "term_start": (
+            local_date(datetime.now(UTC)) - timedelta(days=10)
+        ).isoformat(),  # under way, within the policy's month
+        "term_end": (local_date(datetime.now(UTC)) + timedelta(days=60)).isoformat(),
     }
     contract = life.post(school, f"{base}/contracts", body, 201)
     k = f"{base}/contracts/{contract['id']}"

@@ -366,7 +366,7 @@ def test_a_bank_paying_a_batch_as_one_line_is_matched_many_to_one(
                 idempotency_key=f"batch-{n}",
                 now=at,
             )
-            family = parent(view.contract.guardian_id)
+            family = parent(s, view.contract.guardian_id)
             ask = request_refund(
                 s, caller=family, institution_id=institution, contract_id=view.contract.id, reason="moved", now=at
             )
@@ -417,3 +417,44 @@ def test_a_bank_paying_a_batch_as_one_line_is_matched_many_to_one(
         ("C-1", "one_to_one", 1),
     ]
     assert mine == []
+
+
+MT940_TEMPLATE = (
+    ":20:S1\n:25:6222000011112222\n:28C:1/1\n:60F:C261126CNY{opening}\n{entry}:62F:C261126CNY{closing}\n-\n"
+)
+
+
+@pytest.mark.parametrize("amount", ["12a34,00", "1e309,00", "5.5,00", "1,2,3,00", "1234", ",50", "1234567890123,00"])
+def test_an_mt940_amount_is_read_as_swift_defines_it_or_refused(amount: str) -> None:
+    """Digits, one decimal comma, at most 15 characters: anything else is refused, not read as something else."""
+    as_entry = MT940_TEMPLATE.format(opening="0,00", entry=f":61:2611261126C{amount}NTRFREF1//B1\n", closing="0,00")
+    as_balance = MT940_TEMPLATE.format(opening=amount, entry="", closing=amount)
+    for data in (as_entry, as_balance):
+        with pytest.raises(MalformedStatement) as refused:
+            parse_statements(data.encode(), "mt940")
+        assert "not digits with one decimal comma" in refused.value.detail or "not understood" in refused.value.detail
+
+
+def test_swift_amounts_are_exact() -> None:
+    data = MT940_TEMPLATE.format(opening="0,", entry=":61:2611261126C1234,5NTRFREF1//B1\n", closing="1234,50")
+    (statement,) = parse_statements(data.encode(), "mt940")
+    assert (statement.opening_fen, statement.lines[0].amount_fen, statement.closing_fen) == (0, 123450, 123450)
+
+
+def test_a_camt053_file_with_a_dtd_is_refused() -> None:
+    data = (
+        sample("two_days.xml")
+        .replace(b"<Document", b'<!DOCTYPE Document [<!ENTITY who "x">]>\n<Document', 1)
+        .replace("王芳".encode(), b"&who;")
+    )
+    with pytest.raises(MalformedStatement) as refused:
+        parse_statements(data, "camt053")
+    assert "DOCTYPE" in refused.value.detail
+
+
+def test_a_csv_field_over_the_csv_module_limit_is_refused_with_its_line() -> None:
+    data = "account,date,type,amount,reference,memo\n6222,2026-11-26,opening,0.00,,\n6222,2026-11-26,credit,1.00,R1,"
+    data += "m" * 140_000 + "\n"
+    with pytest.raises(MalformedStatement) as refused:
+        parse_statements(data.encode(), "csv")
+    assert "line 3" in refused.value.detail

@@ -24,7 +24,7 @@ from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction
 from escrow.rules.policy import CourseCategory
-from tests.factories import account_number, credit_code, phone, regulator, school
+from tests.factories import account_number, credit_code, parent, phone, regulator, school
 from tests.ledger_helpers import books_problems
 
 J = "310116"
@@ -80,7 +80,7 @@ def contract_with_money(db: sessionmaker[Session], hours: int = 60) -> tuple[UUI
             idempotency_key="pay",
             now=AT,
         )
-        family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=view.contract.guardian_id)
+        family = parent(s, view.contract.guardian_id)
         return inst.id, view.contract.id, owner, family
 
 

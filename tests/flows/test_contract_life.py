@@ -4,13 +4,13 @@ and the institution's custody cash equal to everything it owes at every step."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from api.app import create_app
 from escrow.access.callers import Role
@@ -21,6 +21,11 @@ from tests.factories import account_number, credit_code, phone
 
 J = "310115"
 KEYS = count(1)
+
+
+def day(offset: int) -> str:
+    """Today plus `offset` days, as the API takes a date."""
+    return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
 
 
 class Life:
@@ -52,6 +57,12 @@ class Life:
 
         with self.db.begin() as s:
             run_job(s, name=job, now=datetime.now(UTC))
+
+    def fifteen_working_days_pass(self, class_id: str) -> None:
+        """The books as they stand once the class's window is over (the ledger books nothing ahead of
+        the clock, so the window is moved back instead)."""
+        with self.db.begin() as s:
+            s.execute(text("UPDATE class_record SET confirm_by = current_date - 1 WHERE id = :c"), {"c": class_id})
 
 
 @pytest.fixture
@@ -90,8 +101,8 @@ def test_sixty_hours_from_payment_to_refund(life: Life) -> None:
             "guardian": {"name": "Wu Min", "phone": mother},
             "student_name": "Wu Tong",
             "hours_bought": 60,
-            "term_start": "2026-10-01",
-            "term_end": "2026-12-31",
+            "term_start": day(-20),
+            "term_end": day(60),
         },
         201,
     )
@@ -109,22 +120,26 @@ def test_sixty_hours_from_payment_to_refund(life: Life) -> None:
     books(custody_cash=480_000, held=480_000, releasable=0)
 
     # 2. Two classes of 2 hours, confirmed by her: 480000 * 2 / 60 = 16000 fen each is released.
-    c1 = life.post(school, f"{k}/classes", {"hours": 2, "given_on": "2026-10-10"}, 201)
-    c2 = life.post(school, f"{k}/classes", {"hours": 2, "given_on": "2026-10-17"}, 201)
+    c1 = life.post(school, f"{k}/classes", {"hours": 2, "given_on": day(-6)}, 201)
+    c2 = life.post(school, f"{k}/classes", {"hours": 2, "given_on": day(-5)}, 201)
     books(held=480_000, releasable=0)  # recorded, not yet confirmed: nothing moves
     for c in (c1, c2):
         assert life.post(parent, f"{base}/classes/{c['id']}/confirmation")["amount_fen"] == 16_000
     books(custody_cash=480_000, held=448_000, releasable=32_000)
 
-    # 3. A 3-hour class she never answers: deemed confirmed after 15 working days (24,000 fen).
-    c3 = life.post(school, f"{k}/classes", {"hours": 3, "given_on": "2026-10-24"}, 201)
+    # 3. A 3-hour class she never answers: deemed confirmed 15 working days after it was recorded (24,000 fen).
+    c3 = life.post(school, f"{k}/classes", {"hours": 3, "given_on": day(-4)}, 201)
+    life.run("deem_classes_confirmed")
+    classes = {c["id"]: c for c in life.get(parent, f"{k}/classes")["items"]}
+    assert classes[c3["id"]]["status"] == "pending", "dated days back, it still waits her 15 working days"
+    life.fifteen_working_days_pass(c3["id"])
     life.run("deem_classes_confirmed")
     classes = {c["id"]: c for c in life.get(parent, f"{k}/classes")["items"]}
     assert (classes[c3["id"]]["confirmed_how"], classes[c3["id"]]["amount_fen"]) == ("deemed", 24_000)
     books(held=424_000, releasable=56_000)
 
     # 4. A 2-hour class she disputes; release stops. The bureau upholds her: the hours come back.
-    c4 = life.post(school, f"{k}/classes", {"hours": 2, "given_on": "2026-11-25"}, 201)
+    c4 = life.post(school, f"{k}/classes", {"hours": 2, "given_on": day(-1)}, 201)
     life.post(parent, f"{base}/classes/{c4['id']}/dispute", {"reason": "the teacher did not come"})
     upheld = life.post(
         life.regulator, f"{base}/classes/{c4['id']}/resolution", {"outcome": "upheld", "note": "no attendance record"}
@@ -180,8 +195,8 @@ def test_a_hold_blocks_payouts_and_collections_never_refunds_and_closure_refunds
                 "guardian": {"name": f"Parent {n}", "phone": mother},
                 "student_name": f"Child {n}",
                 "hours_bought": 30,
-                "term_start": "2026-10-01",
-                "term_end": "2026-12-31",
+                "term_start": day(-20),
+                "term_end": day(60),
             },
             201,
         )
@@ -190,7 +205,7 @@ def test_a_hold_blocks_payouts_and_collections_never_refunds_and_closure_refunds
         )
         families.append((c, life.token(role=Role.PARENT, guardian_phone=mother)))
     first, first_parent = families[0]
-    cls = life.post(school, f"{base}/contracts/{first['id']}/classes", {"hours": 3, "given_on": "2026-10-05"}, 201)
+    cls = life.post(school, f"{base}/contracts/{first['id']}/classes", {"hours": 3, "given_on": day(-2)}, 201)
     life.post(first_parent, f"{base}/classes/{cls['id']}/confirmation")  # 30,000 released
 
     hold = life.post(life.regulator, f"{base}/holds", {"reason": "complaints about closure rumours"}, 201)

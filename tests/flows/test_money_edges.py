@@ -10,16 +10,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from escrow.access.callers import Caller, Role
 from escrow.db.records import Contract, Payout
 from escrow.errors import Conflict
 from escrow.flows.classes import confirm_class, dispute_class, record_class, resolve_dispute
 from escrow.flows.holds import close_institution, place_hold
 from escrow.flows.payouts import request_payout, settle_closure, settle_payout
 from escrow.flows.refunds import decide_refund, request_refund
-from escrow.ids import new_id
 from escrow.supervision.jobs import run_job
-from tests.factories import regulator, school
+from tests.factories import parent, regulator, school
 from tests.flows.test_consumption import AT, J, contract_with_money
 from tests.ledger_helpers import balances, books_problems
 
@@ -116,7 +114,7 @@ def test_a_hold_recalls_the_instructions_the_bank_has_not_executed(db: sessionma
     with db.begin() as s:  # a refund to the family is instructed during the hold, and executed
         family = s.get_one(Contract, (inst, contract))
         request = request_refund(
-            s, caller=parent_of(family), institution_id=inst, contract_id=contract, reason="r", now=AT
+            s, caller=parent(s, family.guardian_id), institution_id=inst, contract_id=contract, reason="r", now=AT
         )
         decide_refund(
             s,
@@ -132,10 +130,6 @@ def test_a_hold_recalls_the_instructions_the_bank_has_not_executed(db: sessionma
         _settle(s, inst, refund.id, "refund")
     assert books_problems(db, inst) == []
     assert {code: b for code, b in balances(db, inst).items() if b} == {"custody_cash": 30_000, "releasable": 30_000}
-
-
-def parent_of(contract: Contract) -> Caller:
-    return Caller(token_id=new_id(), role=Role.PARENT, guardian_id=contract.guardian_id)
 
 
 def test_a_closure_settles_to_a_zero_custody_balance(db: sessionmaker[Session]) -> None:

@@ -27,7 +27,7 @@ from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction, set_policy
 from escrow.rules.policy import NATIONAL_DEFAULTS, CourseCategory, ReleaseCadence
 from escrow.rules.states import PayoutStatus
-from tests.factories import account_number, credit_code, phone, regulator, school
+from tests.factories import account_number, credit_code, parent, phone, regulator, school
 from tests.ledger_helpers import books_problems
 
 START = datetime(2026, 9, 1, 2, tzinfo=UTC)  # Tuesday 1 September 2026, 10:00 in Beijing
@@ -107,7 +107,7 @@ def open_school(
                 idempotency_key=f"pay-{n}",
                 now=START,
             )
-            family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=view.contract.guardian_id)
+            family = parent(s, view.contract.guardian_id)
             contracts.append((view.contract.id, family))
     return School(inst.id, owner, contracts)
 

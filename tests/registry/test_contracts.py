@@ -31,6 +31,8 @@ def version(code: str, effective: date, **numbers: int) -> PolicyVersion:
         "guide_price_margin_bp": 1_000,
         "confirm_after_working_days": 15,
         "refund_response_working_days": 5,
+        "max_class_backdate_days": 7,
+        "max_term_start_past_days": 30,
         "release_cadence": "per_class",
         "release_tranches_pct": [],
         "default_supervision_model": "custody",

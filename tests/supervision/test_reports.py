@@ -127,7 +127,7 @@ def _release(s: Session, inst: UUID, contract: UUID, hours: int, confirmed_at: d
     record = record_class(
         s, caller=school(inst), institution_id=inst, contract_id=contract, hours=hours, given_on=given.date(), now=given
     )
-    guardian = parent(s.get_one(Contract, (inst, contract)).guardian_id)
+    guardian = parent(s, s.get_one(Contract, (inst, contract)).guardian_id)
     confirm_class(
         s,
         caller=guardian,
@@ -140,7 +140,7 @@ def _release(s: Session, inst: UUID, contract: UUID, hours: int, confirmed_at: d
 
 def _refund_all(s: Session, inst: UUID, contract: UUID, at: datetime) -> None:
     """The parent asks for what is unconsumed; the school approves a day later."""
-    guardian = parent(s.get_one(Contract, (inst, contract)).guardian_id)
+    guardian = parent(s, s.get_one(Contract, (inst, contract)).guardian_id)
     asked = request_refund(s, caller=guardian, institution_id=inst, contract_id=contract, reason="moving", now=at)
     decide_refund(
         s,

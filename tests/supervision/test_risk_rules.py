@@ -122,7 +122,7 @@ def family(s: Session, at: School, contract_id: UUID) -> Caller:
         text("SELECT guardian_id FROM contract WHERE institution_id = :i AND id = :c"), {"i": at.id, "c": contract_id}
     )
     assert guardian is not None
-    return parent(guardian)
+    return parent(s, guardian)
 
 
 def found(db: sessionmaker[Session], rule: str, at: datetime = NOW) -> dict[UUID, list[Finding]]:
