@@ -1,4 +1,4 @@
-"""The HTTP app. Started by import string (`api.app:create_app`) so the core never imports `api`."""
+"""The HTTP app. Started by import string (`api.app:serve_app`) so the core never imports `api`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
-from api import health, problems
+from api import health, observability, problems
 from api.auth import get_caller
+from api.observability import metrics_registry
 from api.routers import (
     alerts,
     batches,
@@ -25,6 +27,8 @@ from api.routers import (
 )
 from api.routing import HandlerThreadRoute
 from escrow.db.database import default_engine, make_sessionmaker
+from escrow.logs import configure_logging
+from escrow.settings import get_settings
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
 # running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which
@@ -32,14 +36,29 @@ from escrow.db.database import default_engine, make_sessionmaker
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
-    """Build the app on `engine`, or on the configured database."""
+def serve_app() -> FastAPI:
+    """The app `escrow serve` runs (in each worker): logs configured, /metrics on its port when set."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(metrics_port=settings.metrics_port, metrics_host=settings.metrics_host)
+
+
+def create_app(
+    engine: Engine | None = None, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> FastAPI:
+    """Build the app on `engine`, or on the configured database; /metrics on `metrics_port` if given."""
     engine = engine or default_engine()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics = None
+        if metrics_port is not None:  # a port of its own: not reachable through the API's
+            metrics, _ = start_http_server(metrics_port, metrics_host, registry=metrics_registry(engine))
         yield
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
         engine.dispose()
 
     app = FastAPI(
@@ -51,6 +70,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     problems.install(app)
+    app.add_middleware(observability.RequestLog)
     app.include_router(health.router)
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
