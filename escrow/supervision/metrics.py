@@ -26,7 +26,7 @@ JOB_DURATION = Histogram(
     registry=None,
 )
 
-# one scan of the account table (about 14 ms for the 690-institution demo's accounts); capped all the same
+# the books' figures scan the account table once a scrape; a scrape never holds the database longer than this
 SCRAPE_TIMEOUT = "2s"
 
 BOOKS = text(
