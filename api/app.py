@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from api import health, observability, problems
 from api.auth import get_caller
 from api.observability import metrics_registry
+from api.openapi import build_openapi
 from api.routers import (
     alerts,
     batches,
@@ -75,6 +76,7 @@ def create_app(
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
     check_routes(app)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 
 
