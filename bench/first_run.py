@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,9 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from startup import free_port
+
+HERE = Path(__file__).resolve().parent
+GIT, MAKE = shutil.which("git") or "git", shutil.which("make") or "make"
 
 
 def main() -> None:
@@ -33,7 +36,7 @@ def main() -> None:
     parser.add_argument("--institutions", type=int, default=None, help="passed to escrow demo; default its own")
     args = parser.parse_args()
     repo = subprocess.run(
-        ["git", "-C", str(HERE), "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        [GIT, "-C", str(HERE), "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
     ).stdout.strip()
     with tempfile.TemporaryDirectory() as folder:
         clone, data = Path(folder) / "escrow", Path(folder) / "data"
@@ -42,16 +45,16 @@ def main() -> None:
         if args.no_pip_cache:
             env["PIP_NO_CACHE_DIR"] = "1"
         started = time.monotonic()
-        subprocess.run(["git", "clone", "--quiet", repo, str(clone)], check=True)
+        subprocess.run([GIT, "clone", "--quiet", repo, str(clone)], check=True)
         cloned = time.monotonic()
-        subprocess.run(["make", "-s", ".venv/bin/escrow"], cwd=clone, env=env, check=True)
+        subprocess.run([MAKE, "-s", ".venv/bin/escrow"], cwd=clone, env=env, check=True)
         installed = time.monotonic()
         demo_args = f"--port {free_port()}" + (f" --institutions {args.institutions}" if args.institutions else "")
         port = int(demo_args.split()[1])
         log = Path(folder) / "run.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
-                ["make", "-s", "run", f"ARGS={demo_args}"],
+                [MAKE, "-s", "run", f"ARGS={demo_args}"],
                 cwd=clone,
                 env=env,
                 stdout=out,
