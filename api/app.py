@@ -1,4 +1,4 @@
-"""The HTTP app. Started by import string (`api.app:create_app`) so the core never imports `api`."""
+"""The HTTP app. Started by import string (`api.app:serve_app`) so the core never imports `api`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
-from api import health, problems
+from api import health, observability, problems
 from api.auth import get_caller
 from api.bodies import BodyGuard
+from api.observability import metrics_registry
+from api.openapi import build_openapi
 from api.routers import (
     alerts,
     batches,
@@ -28,7 +31,8 @@ from api.routers import (
 from api.routing import HandlerThreadRoute
 from api.throttle import Throttle
 from escrow.db.database import default_engine, make_sessionmaker
-from escrow.settings import Settings
+from escrow.logs import configure_logging
+from escrow.settings import Settings, get_settings
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
 # running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which
@@ -36,15 +40,34 @@ from escrow.settings import Settings
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
-def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
-    """Build the app on `engine`, or on the configured database."""
+def serve_app() -> FastAPI:
+    """The app `escrow serve` runs (in each worker): logs configured, /metrics on its port when set."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings=settings, metrics_port=settings.metrics_port, metrics_host=settings.metrics_host)
+
+
+def create_app(
+    engine: Engine | None = None,
+    settings: Settings | None = None,
+    *,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> FastAPI:
+    """Build the app on `engine`, or on the configured database; /metrics on `metrics_port` if given."""
     settings = settings or Settings()  # not the cached one: a test's app must not fix another's database
     engine = engine or default_engine()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics = None
+        if metrics_port is not None:  # a port of its own: not reachable through the API's
+            metrics, _ = start_http_server(metrics_port, metrics_host, registry=metrics_registry(engine))
         yield
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
         engine.dispose()
 
     app = FastAPI(
@@ -74,7 +97,9 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         app.include_router(module.router)
     # body limits, the token before the body, strict JSON (api/bodies.py)
     app.add_middleware(BodyGuard, routes=[route for module in routers for route in module.router.routes])
+    app.add_middleware(observability.RequestLog)  # added last, so outermost: refusals by the guard are logged too
     check_routes(app)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 
 

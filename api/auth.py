@@ -6,9 +6,9 @@ own; a request refused for its parameters or body is answered 401 first when its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,12 +33,16 @@ Now = Annotated[datetime, Depends(utc_now)]
 class Bearer:
     """A bearer token as the request sent it, not yet checked."""
 
-    secret: str
+    secret: str = field(repr=False)  # never in a log or a traceback
     now: datetime
+    request_log: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # api/observability.py
 
     def caller(self, session: Session) -> Caller:
         """Who the token stands for; Unauthenticated for unknown, revoked or expired tokens."""
-        return authenticate(session, secret=self.secret, now=self.now)
+        caller = authenticate(session, secret=self.secret, now=self.now)
+        if self.request_log is not None:  # the request's log line names whom, never the secret
+            self.request_log.update(principal=caller.principal, role=caller.role.value, token_id=str(caller.token_id))
+        return caller
 
 
 async def get_caller(
@@ -47,7 +51,7 @@ async def get_caller(
     """The request's token, for the handler's thread to check (a handler receives the Caller it stands for)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send 'Authorization: Bearer <token>'; tokens come from `escrow tokens create`")
-    token = Bearer(credentials.credentials, now)
+    token = Bearer(credentials.credentials, now, getattr(request.state, "request_log", None))
     request.state.bearer = token  # for api/problems.py, should the parameters or body be refused
     return token
 

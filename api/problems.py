@@ -147,5 +147,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
+        request_id = getattr(request.state, "request_id", "")
+        log.exception("unexpected error on %s %s (request %s)", request.method, request.url.path, request_id)
+        response = problem(
+            500,
+            "internal_error",
+            "Internal error",
+            f"an unexpected error occurred; it was logged as request {request_id}",
+        )
+        response.headers["X-Request-ID"] = request_id  # answered outside the request log's middleware
+        return response

@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StrictInt,
     StringConstraints,
 )
@@ -39,7 +40,10 @@ def _not_a_number(value: object) -> object:
     return value
 
 
-Whole = Annotated[StrictInt, BeforeValidator(_whole)]
+# Bounds go before the validator, as in Annotated[StrictInt, Field(ge=1), WHOLE]: bounds given after a
+# before-validator stay out of the integer's schema and reach the OpenAPI as non-standard `ge`/`le`/`gt`
+WHOLE = BeforeValidator(_whole)
+Whole = Annotated[StrictInt, WHOLE]
 
 
 def _plausible(value: datetime) -> datetime:
@@ -55,13 +59,18 @@ def _plausible(value: datetime) -> datetime:
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_plausible)]
 Day = Annotated[date, BeforeValidator(_not_a_number)]
 MAX_FEN = 10**12  # ten billion yuan: far above any real tuition, far below overflow
-Fen = Annotated[Whole, Field(gt=0, le=MAX_FEN, description="an amount in fen (1/100 yuan)")]
-Hours = Annotated[Whole, Field(ge=0, le=10_000)]
+Fen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN, description="an amount in fen (1/100 yuan)"), WHOLE]
+Hours = Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def example(**fields: JsonValue) -> ConfigDict:
+    """A request model's config with one example body (shown in /docs, read by client generators)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [fields]})
 
 
 class Response(BaseModel):
@@ -76,7 +85,10 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str = Field(description="stable machine-readable reason")
-    problems: list[str] | list[dict[str, str]] | None = None
+    problems: list[str | dict[str, str]] | None = Field(
+        default=None,
+        description="every problem found, not only the first: sentences, or {field, message} for a malformed request",
+    )
 
 
 class PageOf(BaseModel, Generic[T]):
@@ -85,19 +97,23 @@ class PageOf(BaseModel, Generic[T]):
 
 
 class PolicyIn(Request):
+    model_config = example(effective_date="2027-01-01", max_months=3, max_hours=60, release_cadence="weekly")
+
     effective_date: Day
-    max_months: Annotated[Whole, Field(ge=1, le=36)] = 3
-    max_hours: Annotated[Whole, Field(ge=1, le=1000)] = 60
+    max_months: Annotated[StrictInt, Field(ge=1, le=36), WHOLE] = 3
+    max_hours: Annotated[StrictInt, Field(ge=1, le=1000), WHOLE] = 60
     max_non_subject_fen: Fen = 500_000
-    guide_price_margin_bp: Annotated[Whole, Field(ge=0, le=10_000)] = 1_000
-    confirm_after_working_days: Annotated[Whole, Field(ge=1, le=100)] = 15
-    refund_response_working_days: Annotated[Whole, Field(ge=1, le=100)] = 5
-    max_class_backdate_days: Annotated[Whole, Field(ge=0, le=90)] = 7
-    max_term_start_past_days: Annotated[Whole, Field(ge=0, le=366)] = 30
+    guide_price_margin_bp: Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE] = 1_000
+    confirm_after_working_days: Annotated[StrictInt, Field(ge=1, le=100), WHOLE] = 15
+    refund_response_working_days: Annotated[StrictInt, Field(ge=1, le=100), WHOLE] = 5
+    max_class_backdate_days: Annotated[StrictInt, Field(ge=0, le=90), WHOLE] = 7
+    max_term_start_past_days: Annotated[StrictInt, Field(ge=0, le=366), WHOLE] = 30
     release_cadence: ReleaseCadence = ReleaseCadence.PER_CLASS
-    release_tranches_pct: list[Annotated[Whole, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=12)
+    release_tranches_pct: list[Annotated[StrictInt, Field(ge=1, le=100), WHOLE]] = Field(
+        default_factory=list, max_length=12
+    )
     default_supervision_model: SupervisionModel = SupervisionModel.CUSTODY
-    alert_thresholds: dict[str, Annotated[Whole, Field(ge=0, le=10**9)]] = Field(default_factory=dict)
+    alert_thresholds: dict[str, Annotated[StrictInt, Field(ge=0, le=10**9), WHOLE]] = Field(default_factory=dict)
 
 
 class PolicyOut(Response):
@@ -123,6 +139,14 @@ class JurisdictionOut(Response):
 
 
 class InstitutionIn(Request):
+    model_config = example(
+        name="Xuhui Future Education",
+        credit_code="52310104B064J2UK7L",
+        jurisdiction_code="310104",
+        custody_bank="icbc_xuhui",
+        custody_account="6222201263163213",
+    )
+
     name: Name
     credit_code: Annotated[str, StringConstraints(min_length=18, max_length=18)]
     jurisdiction_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
@@ -144,6 +168,10 @@ class InstitutionOut(Response):
 
 
 class CourseIn(Request):
+    model_config = example(
+        name="Grade 5 mathematics", category="subject", unit_price_fen=15_000, guide_price_fen=15_000
+    )
+
     name: Name
     category: CourseCategory
     unit_price_fen: Fen
@@ -161,16 +189,28 @@ class CourseOut(Response):
 
 
 class GuardianIn(Request):
+    model_config = example(name="Li Hua", phone="13812345678", id_number="11010519491231002X")
+
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     phone: Annotated[str, StringConstraints(pattern=r"^1[3-9][0-9]{9}$")]
     id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9X]$")] | None = None
 
 
 class ContractIn(Request):
+    model_config = example(
+        course_id="01a23371-cf6d-7a36-b3ad-2ac2ffe89f7c",
+        guardian={"name": "Li Hua", "phone": "13812345678", "id_number": "11010519491231002X"},
+        student_name="Li Ming",
+        hours_bought=40,
+        bonus_hours=2,
+        term_start="2027-03-01",
+        term_end="2027-05-28",
+    )
+
     course_id: UUID
     guardian: GuardianIn
     student_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    hours_bought: Annotated[Whole, Field(ge=1, le=10_000)]
+    hours_bought: Annotated[StrictInt, Field(ge=1, le=10_000), WHOLE]
     bonus_hours: Hours = 0
     term_start: Day
     term_end: Day
@@ -203,6 +243,10 @@ class ContractOut(BaseModel):
 
 
 class CollectionIn(Request):
+    model_config = example(
+        amount_fen=600_000, bank_reference="ICBC20270301-0001", collected_at="2027-03-01T10:30:00+08:00"
+    )
+
     amount_fen: Fen
     bank_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,64}$")]
     collected_at: Instant | None = Field(default=None, description="when the bank received it; default now")
@@ -259,7 +303,9 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 
 class ClassIn(Request):
-    hours: Annotated[Whole, Field(ge=1, le=24)]
+    model_config = example(hours=2, given_on="2027-03-06")
+
+    hours: Annotated[StrictInt, Field(ge=1, le=24), WHOLE]
     given_on: Day | None = Field(default=None, description="the day the class was given; default today")
 
 
@@ -282,10 +328,14 @@ class ClassOut(Response):
 
 
 class ReasonIn(Request):
+    model_config = example(reason="the teacher did not come; the class was not given")
+
     reason: Reason
 
 
 class ResolutionIn(Request):
+    model_config = example(outcome="upheld", note="the institution could not show the class was given")
+
     outcome: Annotated[str, StringConstraints(pattern=r"^(upheld|rejected)$")] = Field(
         description="upheld: the hours return to the family; rejected: the class counts as confirmed"
     )
@@ -330,6 +380,8 @@ class PayoutOut(Response):
 
 
 class ExecutionIn(Request):
+    model_config = example(bank_reference="ICBC20270310-0042")
+
     bank_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,64}$")]
 
 
@@ -367,6 +419,8 @@ class ApprovalIn(Request):
 
 
 class NoteIn(Request):
+    model_config = example(note="called the institution; the refunds are being paid")
+
     note: Reason
 
 

@@ -1,3 +1,3 @@
-from escrow.cli import app
+from escrow.cli import main
 
-app()
+main()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 import typer
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from escrow.access.callers import Role
@@ -50,6 +51,48 @@ calendar_app = typer.Typer(help="The official calendar: holidays and make-up wor
 app.add_typer(calendar_app, name="calendar")
 
 
+def main() -> None:
+    """The `escrow` command: logs configured from the settings; a wrong setting or an unreachable
+    database is one line saying what to change (exit 2), never a traceback."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError
+
+    from escrow.logs import configure_logging
+
+    try:
+        configure_logging(get_settings())
+        app()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "ESCROW_" + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else "a setting"
+            typer.echo(f"escrow: {name}: {error['msg']}; change it in the environment or .env", err=True)
+        sys.exit(2)
+    except OperationalError as exc:
+        url = make_url(resolve_database_url(get_settings())) if get_settings().database_url else None
+        where = url.render_as_string(hide_password=True) if url else "the embedded server"
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        typer.echo(f"escrow: cannot reach the database at {where} ({reason}); check ESCROW_DATABASE_URL", err=True)
+        sys.exit(2)
+    except EscrowError as exc:
+        typer.echo(f"escrow: refused: {exc.detail}", err=True)
+        sys.exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"escrow {version('escrow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
+    """Ledger and escrow engine for supervised prepaid tuition."""
+
+
 def _migrated_url() -> str:
     url = resolve_database_url(get_settings())
     engine = make_engine(url, pool_size=1)
@@ -71,25 +114,37 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
     workers: int = typer.Option(1, min=1, help="worker processes"),
+    metrics_port: int | None = typer.Option(None, help="serve Prometheus /metrics on this port (one worker only)"),
 ) -> None:
     """Migrate the database to head, then serve the HTTP API (embedded PostgreSQL when no URL is set)."""
+    _serve(_migrated_url(), host=host, port=port, workers=workers, metrics_port=metrics_port)
+
+
+def _serve(url: str, *, host: str, port: int, workers: int, metrics_port: int | None) -> None:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO)
-    url = _migrated_url()
+    metrics_port = metrics_port or get_settings().metrics_port
+    if metrics_port and workers > 1:
+        raise typer.BadParameter("/metrics counts one process: serve it with --workers 1", param_hint="--metrics-port")
     # workers are new processes: hand them the server this process started or was given
     os.environ["ESCROW_DATABASE_URL"] = url
+    if metrics_port:
+        os.environ["ESCROW_METRICS_PORT"] = str(metrics_port)
     get_settings.cache_clear()
     # uvicorn re-raises SIGTERM once it has shut down; exit normally instead so that the
     # embedded PostgreSQL is stopped by its exit hook
     signal.signal(signal.SIGTERM, _exit_quietly)
-    typer.echo(f"escrow serving on http://{host}:{port} (docs at /docs)")
+    where = f"; /metrics on http://{get_settings().metrics_host}:{metrics_port}" if metrics_port else ""
+    typer.echo(f"escrow serving on http://{host}:{port} (docs at /docs{where})")
+    # serve_app configures the logs; its request line replaces uvicorn's access log (which writes queries)
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:serve_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        log_config=None,
+        access_log=False,
         timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
@@ -99,25 +154,31 @@ def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+# a newcomer's first page within a minute and a half of cloning; `--institutions 690` seeds a real district
+DEMO_INSTITUTIONS = 100
+
+
 @app.command()
 def demo(
-    institutions: int = typer.Option(690, min=1, help="how many institutions the district has"),
+    institutions: int = typer.Option(
+        DEMO_INSTITUTIONS, min=1, help="how many institutions the district has; 690: a real district's scale"
+    ),
     seed: int = typer.Option(1, help="the random seed: the same seed gives the same district"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
     workers: int = typer.Option(1, min=1, help="worker processes"),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve the API once seeded"),
+    metrics_port: int | None = typer.Option(None, help="serve Prometheus /metrics on this port"),
 ) -> None:
-    """Seed a demo district in a fresh database of its own (escrow_demo), print a token per role, then serve."""
+    """Seed a demo district in the database every command uses (made anew: it drops only a database it
+    made itself), print a token per role, then serve."""
     import time
 
-    from escrow.db.embedded import recreate_database
+    from escrow.demo.database import make_demo_database
     from escrow.demo.district import seed_demo
 
     started = time.monotonic()
-    settings = get_settings()
-    server = resolve_database_url(settings.model_copy(update={"embedded_database_name": "postgres"}))
-    url = recreate_database(server, "escrow_demo")
+    url = make_demo_database(get_settings())
     engine = make_engine(url, pool_size=1)
     upgrade_to_head(engine)
     engine.dispose()
@@ -132,22 +193,9 @@ def demo(
     typer.echo("tokens (Authorization: Bearer ...):")
     for role, secret in district.tokens.items():
         typer.echo(f"  {role:<12} {secret}")
+    typer.echo("every escrow command (jobs, tokens, serve, scheduler) now works on this database")
     if serve_after:
-        os.environ["ESCROW_DATABASE_URL"] = url
-        get_settings.cache_clear()
-        import uvicorn
-
-        signal.signal(signal.SIGTERM, _exit_quietly)
-        typer.echo(f"escrow serving the demo on http://{host}:{port} (docs at /docs)")
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            timeout_keep_alive=KEEP_ALIVE_S,
-            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        )
+        _serve(url, host=host, port=port, workers=workers, metrics_port=metrics_port)
 
 
 @db_app.command("upgrade")
@@ -291,14 +339,22 @@ def jobs_list() -> None:
 @app.command()
 def scheduler(
     every: int | None = typer.Option(None, min=1, help="run every job every N seconds (trials); default: hourly"),
+    metrics_port: int | None = typer.Option(None, help="serve Prometheus /metrics (job runs, the books) here"),
 ) -> None:
     """Run the jobs on their schedule in this process (APScheduler); safe to start more than one."""
     from apscheduler.schedulers.blocking import BlockingScheduler
+    from prometheus_client import CollectorRegistry, start_http_server
 
     from escrow.supervision.jobs import JOBS
+    from escrow.supervision.metrics import JOB_DURATION, BooksCollector
 
-    logging.basicConfig(level=logging.INFO)
     engine = make_engine(_migrated_url(), pool_size=len(JOBS))  # a lock and a session per job at once
+    metrics_port = metrics_port or get_settings().metrics_port
+    if metrics_port:
+        registry = CollectorRegistry()
+        registry.register(JOB_DURATION)
+        registry.register(BooksCollector(engine))
+        start_http_server(metrics_port, get_settings().metrics_host, registry=registry)
     runner = BlockingScheduler(timezone=UTC)
     seconds = every or 3600
     for name in JOBS:
@@ -326,8 +382,7 @@ def _fire(engine: object, name: str, seconds: int) -> None:
 
     now = datetime.now(UTC)
     slot = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)  # the firing both schedulers share
-    run = run_recorded(engine, name=name, now=now, slot=slot)  # type: ignore[arg-type]
-    logging.getLogger("escrow.scheduler").info("%s %s %s", name, run.outcome, run.found)
+    run_recorded(engine, name=name, now=now, slot=slot)  # type: ignore[arg-type]  # it logs the run
 
 
 @statements_app.command("import")

@@ -13,13 +13,20 @@ from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routing import HandlerThreadRoute
-from api.schemas import Fen, Instant, Request
+from api.schemas import Fen, Instant, Request, example
 from escrow.flows import batches
 
 router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
 
 
 class BatchItemIn(Request):
+    model_config = example(
+        contract_id="01a23371-cf6d-7a36-b3ad-2ac2ffe89f7c",
+        amount_fen=600_000,
+        bank_reference="ICBC20270301-0001",
+        idempotency_key="collection-2027-03-01-0001",
+    )
+
     contract_id: UUID
     amount_fen: Fen
     bank_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,64}$")]
@@ -32,6 +39,8 @@ class BatchItemIn(Request):
 
 
 class CollectionBatchIn(Request):
+    model_config = example(items=BatchItemIn.model_config["json_schema_extra"]["examples"])  # type: ignore[index]
+
     items: list[BatchItemIn] = Field(min_length=1, max_length=batches.MAX_ITEMS)
 
 

@@ -47,7 +47,8 @@ IDLE_BEFORE_PING_S = 1.0
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    # hide_parameters: an error logged with its statement never shows the values (phones, ID numbers)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
 
     def note_idle(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
         record.info["idle_since"] = time.monotonic()

@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from escrow.errors import Conflict
+
 log = logging.getLogger(__name__)
 
 
@@ -48,3 +50,29 @@ def recreate_database(server_url: str, database: str) -> str:
     finally:
         engine.dispose()
     return make_url(server_url).set(database=database).render_as_string(hide_password=False)
+
+
+class DatabaseNotOurs(Conflict):
+    code = "database_not_ours"
+    title = "Database made by someone else"
+
+
+def recreate_marked_database(url: str, *, mark: str) -> str:
+    """Make the database `url` names anew and mark it with `mark`, dropping it first only when it bears
+    that mark (a database someone else made is refused, never dropped); its URL."""
+    target = make_url(url)
+    name = target.database or ""
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :d"), {"d": name}
+            ).first()
+            if found is not None and found[0] != mark:
+                raise DatabaseNotOurs(f"database {name!r} exists and was not made by this command: it is left alone")
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{mark}'"))
+    finally:
+        engine.dispose()
+    return target.render_as_string(hide_password=False)

@@ -8,6 +8,7 @@ its slot, and a slot already claimed by another scheduler is skipped.
 from __future__ import annotations
 
 import json
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,15 @@ from escrow.flows.classes import deem_classes_confirmed
 from escrow.flows.payouts import make_payouts, reinstruct_refunds
 from escrow.flows.refunds import deem_refunds_approved
 from escrow.ids import new_id
+from escrow.logs import get_logger
 from escrow.rules.states import JobOutcome
 from escrow.supervision.alerts import raise_alerts
 from escrow.supervision.checks import LEDGER_RULES, audit_findings, ledger_findings
+from escrow.supervision.metrics import JOB_DURATION
 from escrow.supervision.reconcile import RECON_RULES, reconcile, reconciliation_findings
 from escrow.supervision.risks import risk_findings
+
+log = get_logger(__name__)
 
 Job = Callable[[Session, datetime, UUID | None], dict[str, Any]]
 
@@ -120,6 +125,7 @@ def run_recorded(engine: Engine, *, name: str, now: datetime, slot: datetime | N
                 )
             if claimed is None:
                 return Run(None, name, JobOutcome.SKIPPED, {"reason": "slot already run"})
+            started = time.monotonic()
             try:
                 with db.begin() as s:
                     if name in SNAPSHOT_JOBS:
@@ -138,10 +144,18 @@ def run_recorded(engine: Engine, *, name: str, now: datetime, slot: datetime | N
                     ),
                     {"o": outcome, "f": json.dumps(found, default=str), "e": error, "id": run_id},
                 )
+            _note_run(name, outcome, found, time.monotonic() - started, run_id)
             return Run(run_id, name, outcome, found)
         finally:
             lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"escrow.job.{name}"})
             lock.commit()
+
+
+def _note_run(name: str, outcome: str, found: dict[str, Any], seconds: float, run_id: UUID) -> None:
+    """One log line per run (its error is in job_run.error, not the log: it may quote the data) and its time."""
+    JOB_DURATION.labels(name, outcome).observe(seconds)
+    emit = log.error if outcome == JobOutcome.FAILED else log.info
+    emit("job run", job=name, outcome=outcome, run_id=str(run_id), duration_ms=round(seconds * 1000, 1), found=found)
 
 
 def last_runs(session: Session) -> list[dict[str, Any]]:
