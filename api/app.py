@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
-from api import health, problems
+from api import health, problems, web
 from api.auth import get_caller
 from api.routers import (
     alerts,
@@ -47,6 +47,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         summary="Ledger and escrow engine for supervised prepaid tuition",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by api/web with the vendored Swagger UI: no CDN
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -54,6 +56,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
+    web.install(app)
     check_routes(app)
     return app
 

@@ -45,6 +45,8 @@ jurisdictions_app = typer.Typer(help="Jurisdictions (administrative division cod
 app.add_typer(jurisdictions_app, name="jurisdictions")
 statements_app = typer.Typer(help="Custody bank statements.", no_args_is_help=True)
 app.add_typer(statements_app, name="statements")
+users_app = typer.Typer(help="People who sign in to the console (machines use tokens).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 def _migrated_url() -> str:
@@ -115,6 +117,10 @@ def demo(
     typer.echo("tokens (Authorization: Bearer ...):")
     for role, secret in district.tokens.items():
         typer.echo(f"  {role:<12} {secret}")
+    typer.echo(f"jobs run once: {', '.join(f'{job} {outcome}' for job, outcome in district.jobs.items())}")
+    typer.echo(
+        f"console: http://{host}:{port}/console  sign in as {district.regulator[0]}, password {district.regulator[1]}"
+    )
     if serve_after:
         os.environ["ESCROW_DATABASE_URL"] = url
         get_settings.cache_clear()
@@ -246,6 +252,37 @@ def jobs_run(
         engine.dispose()
     typer.echo(f"{name}: {run.outcome} {json.dumps(run.found, default=str)}")
     raise typer.Exit(0 if run.outcome in ("ok", "skipped") else 1)
+
+
+@users_app.command("create")
+def users_create(
+    role: Role = typer.Option(..., help="regulator or institution (an institution's staff)"),
+    name: str = typer.Option(..., help="the person's name, which they sign in with"),
+    jurisdiction: list[str] = typer.Option([], help="a regulator's jurisdiction (repeat for more)"),
+    institution: UUID | None = typer.Option(None, help="the staff member's institution"),
+    password: str | None = typer.Option(None, help="default: a random one, printed once"),
+) -> None:
+    """Add a person who signs in with a name and password (argon2-hashed)."""
+    import secrets
+
+    from escrow.access.audit import OPERATOR
+    from escrow.access.users import create_user
+
+    chosen = password or secrets.token_urlsafe(12)
+    with _session() as session:
+        user = create_user(
+            session,
+            name=name,
+            role=role,
+            password=chosen,
+            jurisdictions=jurisdiction,
+            institution_id=institution,
+            by=OPERATOR,
+            now=datetime.now(UTC),
+        )
+        typer.echo(f"user {user.id} ({user.role}) {user.name} can sign in at /console")
+    if password is None:
+        typer.echo(f"password (shown only once): {chosen}")
 
 
 @jobs_app.command("list")

@@ -148,7 +148,7 @@ def work_alert(
         columns = "resolved_at = :now, resolved_by = :by, resolution_note = :note"
     session.execute(
         text(f"UPDATE alert SET state = :state, {columns} WHERE id = :id"),  # noqa: S608
-        {"state": after, "now": now, "by": caller.principal, "note": note_text, "id": alert_id},
+        {"state": after, "now": now, "by": caller.acting, "note": note_text, "id": alert_id},
     )
     note(
         session,
