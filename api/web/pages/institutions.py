@@ -8,12 +8,12 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.auth import Now
 from api.deps import SessionDep
 from api.web.routing import PageRoute
 from api.web.sessions import PersonDep
 from api.web.templating import render
 from escrow.access.audit import institution_trail
+from escrow.access.callers import Role, require_role
 from escrow.access.users import list_staff
 from escrow.bank.statements import list_statements
 from escrow.flows.books import institution_balances, list_transactions
@@ -54,12 +54,10 @@ def institutions_page(
 
 
 @router.get("/{institution_id}")
-def institution_page(
-    request: Request, session: SessionDep, person: PersonDep, now: Now, institution_id: UUID
-) -> Response:
+def institution_page(request: Request, session: SessionDep, person: PersonDep, institution_id: UUID) -> Response:
     caller = person.caller
+    require_role(caller, Role.REGULATOR)  # the regulator's console; an institution's desk is its own face
     institution = visible_institution(session, caller, institution_id)
-    reports.held_funds(session, caller=caller, as_of=None, now=now)  # regulators only: others are refused here
     trend = dashboard.held_by_day(session, caller=caller, institution_id=institution_id)
     trail, chain_break = institution_trail(session, scope=caller, institution_id=institution_id)
     context = {
@@ -96,7 +94,7 @@ def contract_page(
     request: Request, session: SessionDep, person: PersonDep, institution_id: UUID, contract_id: UUID
 ) -> Response:
     caller = person.caller
-    visible_institution(session, caller, institution_id)
+    require_role(caller, Role.REGULATOR)
     contract = get_contract(session, caller=caller, institution_id=institution_id, contract_id=contract_id)
     context = {
         "person": person,
