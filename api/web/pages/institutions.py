@@ -26,7 +26,7 @@ from escrow.supervision.alerts import list_alerts
 
 router = APIRouter(prefix="/console/institutions", include_in_schema=False, route_class=PageRoute)
 STATUSES = ("active", "on_hold", "closed")
-MODELS = ("bank_custody", "risk_reserve")
+MODELS = ("custody", "reserve")
 
 
 @router.get("")
