@@ -266,4 +266,7 @@ class DailyFigure(Base):
     collected_fen: Mapped[int] = mapped_column(BigInteger)
     released_fen: Mapped[int] = mapped_column(BigInteger)
     refunded_fen: Mapped[int] = mapped_column(BigInteger)
+    aged_0_30_fen: Mapped[int] = mapped_column(BigInteger)
+    aged_31_90_fen: Mapped[int] = mapped_column(BigInteger)
+    aged_over_90_fen: Mapped[int] = mapped_column(BigInteger)
     computed_at: Mapped[datetime]

@@ -154,8 +154,7 @@ def seed_demo(
             district.bad[bad_slots[n]] = inst
     with db.begin() as s:
         district.tokens = _tokens(s, district)
-        create_user(s, name=DEMO_REGULATOR[0], role=Role.REGULATOR, password=DEMO_REGULATOR[1],
-                    jurisdictions=[JURISDICTION], by=OPERATOR, now=now)  # fmt: skip
+        _demo_regulator(s, now)
     district.regulator = DEMO_REGULATOR
     engine = make_engine(url, pool_size=1)
     try:  # so the demo opens with its risks raised and its dashboard's figures kept
@@ -462,6 +461,17 @@ def _tokens(s: Session, district: DemoDistrict) -> dict[str, str]:
         "parent": issue_token(s, role=Role.PARENT, guardian_phone=phone, label="demo")[1],
         "bank": issue_token(s, role=Role.BANK, bank_code=BANK, label="demo")[1],
     }
+
+
+def _demo_regulator(s: Session, now: datetime) -> None:
+    """The console's demo sign-in, made once per database (a district seeded again keeps it)."""
+    from sqlalchemy import select
+
+    from escrow.db.records import AppUser
+
+    if s.scalar(select(AppUser.id).where(AppUser.name == DEMO_REGULATOR[0])) is None:
+        create_user(s, name=DEMO_REGULATOR[0], role=Role.REGULATOR, password=DEMO_REGULATOR[1],
+                    jurisdictions=[JURISDICTION], by=OPERATOR, now=now)  # fmt: skip
 
 
 def _credit_code(rng: random.Random) -> str:

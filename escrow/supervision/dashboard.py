@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from escrow.access.callers import Caller, Role, institution_scope, require_role
 from escrow.db.records import DailyFigure, Institution
 from escrow.rules.calendar import BUSINESS_TZ
+from escrow.supervision.reports import aging_of_every_institution
 
 TREND_DAYS = 90
 
@@ -66,6 +67,18 @@ def record_daily_figures(session: Session, *, now: datetime) -> dict[str, Any]:
     first = last - timedelta(days=TREND_DAYS - 1)
     written = session.execute(_RECORD, {"first": first, "last": last, "now": now}).rowcount  # type: ignore[attr-defined]
     session.execute(text("DELETE FROM daily_figure WHERE business_date < :first"), {"first": first})
+    aged = [
+        {"i": institution_id, "d": last, **buckets}
+        for institution_id, buckets in aging_of_every_institution(session, now=now).items()
+    ]
+    if aged:
+        session.execute(
+            text(
+                "UPDATE daily_figure SET aged_0_30_fen = :days_0_30, aged_31_90_fen = :days_31_90,"
+                " aged_over_90_fen = :days_over_90 WHERE institution_id = :i AND business_date = :d"
+            ),
+            aged,
+        )
     return {"rows": int(written), "from": first.isoformat(), "to": last.isoformat()}
 
 
@@ -117,6 +130,32 @@ def by_week(days: list[DayFigures]) -> list[DayFigures]:
             d.refunded_fen + (was.refunded_fen if was else 0),
         )
     return list(weeks.values())
+
+
+@dataclass(frozen=True, slots=True)
+class KeptAging:
+    """Held funds by age as the last run of the job found them."""
+
+    computed_at: datetime | None
+    fen: dict[str, int]
+
+
+def kept_aging(session: Session, *, caller: Caller) -> KeptAging:
+    """The caller's institutions' held funds by age (0-30, 31-90, over 90 days), as of the job's last run."""
+    require_role(caller, Role.REGULATOR)
+    latest = select(func.max(DailyFigure.business_date)).scalar_subquery()
+    row = session.execute(
+        select(
+            func.max(DailyFigure.computed_at),
+            func.coalesce(func.sum(DailyFigure.aged_0_30_fen), 0),
+            func.coalesce(func.sum(DailyFigure.aged_31_90_fen), 0),
+            func.coalesce(func.sum(DailyFigure.aged_over_90_fen), 0),
+        ).where(
+            DailyFigure.business_date == latest,
+            DailyFigure.institution_id.in_(select(Institution.id).where(institution_scope(caller))),
+        )
+    ).one()
+    return KeptAging(row[0], {"days_0_30": int(row[1]), "days_31_90": int(row[2]), "days_over_90": int(row[3])})
 
 
 @dataclass(frozen=True, slots=True)
