@@ -97,7 +97,7 @@ def demo(
     import time
 
     from escrow.db.embedded import recreate_database
-    from escrow.demo.district import seed_demo
+    from escrow.demo.district import run_jobs_once, seed_demo
 
     started = time.monotonic()
     settings = get_settings()
@@ -117,7 +117,8 @@ def demo(
     typer.echo("tokens (Authorization: Bearer ...):")
     for role, secret in district.tokens.items():
         typer.echo(f"  {role:<12} {secret}")
-    typer.echo(f"jobs run once: {', '.join(f'{job} {outcome}' for job, outcome in district.jobs.items())}")
+    jobs = run_jobs_once(url, now=datetime.now(UTC))
+    typer.echo(f"jobs run once: {', '.join(f'{job} {outcome}' for job, outcome in jobs.items())}")
     typer.echo(
         f"console: http://{host}:{port}/console  sign in as {district.regulator[0]}, password {district.regulator[1]}"
     )

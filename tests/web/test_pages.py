@@ -221,13 +221,18 @@ def test_the_users_command_creates_a_person_who_signs_in(role: str, web_engine: 
     from typer.testing import CliRunner
 
     from escrow.cli import app as cli
+    from escrow.settings import get_settings
 
     url = web_engine.url.render_as_string(hide_password=False)
     where = ["--jurisdiction", "371302"] if role == "regulator" else ["--institution", str(district.institutions["B"])]
     name = f"赵{role[:3]}"
-    result = CliRunner().invoke(
-        cli, ["users", "create", "--role", role, "--name", name, *where], env={"ESCROW_DATABASE_URL": url}
-    )
+    get_settings.cache_clear()  # read again, with the console's database
+    try:
+        result = CliRunner().invoke(
+            cli, ["users", "create", "--role", role, "--name", name, *where], env={"ESCROW_DATABASE_URL": url}
+        )
+    finally:
+        get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     password = result.output.strip().splitlines()[-1].split(": ")[-1]
     with TestClient(create_app(web_engine), follow_redirects=False) as client:
