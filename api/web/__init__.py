@@ -36,4 +36,5 @@ def install(app: FastAPI) -> None:
             swagger_js_url=f"{STATIC_URL}/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url=f"{STATIC_URL}/vendor/swagger-ui/swagger-ui.css",
             swagger_favicon_url=f"{STATIC_URL}/vendor/swagger-ui/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # else it asks validator.swagger.io, off the intranet
         )

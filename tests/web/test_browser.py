@@ -142,3 +142,22 @@ def test_every_page_passes_axe_and_is_photographed(browser: Any, live_server: st
             serious[f"{name}-{label}"] = [f"{v['id']}: {v['nodes'][0]['target']}" for v in found]
         context.close()
     assert {page: ids for page, ids in serious.items() if ids} == {}
+
+
+def test_docs_and_the_console_work_with_no_internet(page: Any, live_server: str) -> None:
+    elsewhere: list[str] = []
+
+    def local_only(route: Any) -> None:
+        if route.request.url.startswith(live_server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", local_only)
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "escrow" in page.text_content(".swagger-ui .info .title")
+    sign_in(page)
+    page.wait_for_selector("#held-chart svg")
+    assert elsewhere == []

@@ -213,6 +213,7 @@ def test_signing_out_ends_the_session(client: TestClient) -> None:
 def test_docs_load_swagger_ui_from_the_app_itself(client: TestClient) -> None:
     html = client.get("/docs").text
     assert "/console/static/vendor/swagger-ui/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    assert '"validatorUrl": null' in html
     assert client.get("/console/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
 
 
