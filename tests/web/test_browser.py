@@ -4,6 +4,7 @@ with a screenshot of every page (artifacts/screenshots/, desktop and phone width
 from __future__ import annotations
 
 import io
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -125,7 +126,7 @@ def _pages(district: District) -> dict[str, str]:
 
 
 def test_every_page_passes_axe_and_is_photographed(browser: Any, live_server: str, district: District) -> None:
-    axe, serious = Axe(), {}
+    axe, serious, every = Axe(), {}, {}
     for width, height, label in ((1366, 900, "desktop"), (390, 844, "phone")):
         context = browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
         page = context.new_page()
@@ -138,9 +139,12 @@ def test_every_page_passes_axe_and_is_photographed(browser: Any, live_server: st
             page.goto(path)
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
-            found = [v for v in axe.run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+            violations = axe.run(page).response["violations"]
+            every[f"{name}-{label}"] = [f"{v['impact']} {v['id']}" for v in violations]
+            found = [v for v in violations if v["impact"] in ("serious", "critical")]
             serious[f"{name}-{label}"] = [f"{v['id']}: {v['nodes'][0]['target']}" for v in found]
         context.close()
+    (SCREENSHOTS.parent / "axe.json").write_text(json.dumps(every, indent=1, ensure_ascii=False))
     assert {page: ids for page, ids in serious.items() if ids} == {}
 
 
