@@ -27,8 +27,15 @@ lint: $(BIN)/pytest
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
+
+# the console's browser tests drive Debian's Chromium and need a Chinese font (tests/web/conftest.py)
+.PHONY: browser
+browser:
+	@test -x /usr/bin/chromium -a -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
+		{ $(if $(filter 0,$(shell id -u)),,sudo -n) apt-get update -q && \
+		  $(if $(filter 0,$(shell id -u)),,sudo -n) apt-get install -y -q chromium fonts-wqy-microhei; }
 
 # schemathesis, all checks, against the real service with the test district seeded
 fuzz: $(BIN)/pytest

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
-from api import health, observability, problems
+from api import health, observability, problems, web
 from api.auth import get_caller
 from api.bodies import BodyGuard
 from api.observability import metrics_registry
@@ -75,6 +75,8 @@ def create_app(
         summary="Ledger and escrow engine for supervised prepaid tuition",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by api/web with the vendored Swagger UI: no CDN
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -95,6 +97,7 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    web.install(app)
     # body limits, the token before the body, strict JSON (api/bodies.py)
     app.add_middleware(BodyGuard, routes=[route for module in routers for route in module.router.routes])
     app.add_middleware(observability.RequestLog)  # added last, so outermost: refusals by the guard are logged too

@@ -93,6 +93,10 @@ def _options(
     """Ledger and escrow engine for supervised prepaid tuition."""
 
 
+users_app = typer.Typer(help="People who sign in to the console (machines use tokens).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
 def _migrated_url() -> str:
     url = resolve_database_url(get_settings())
     engine = make_engine(url, pool_size=1)
@@ -175,7 +179,7 @@ def demo(
     import time
 
     from escrow.demo.database import make_demo_database
-    from escrow.demo.district import seed_demo
+    from escrow.demo.district import run_jobs_once, seed_demo
 
     started = time.monotonic()
     url = make_demo_database(get_settings())
@@ -193,7 +197,12 @@ def demo(
     typer.echo("tokens (Authorization: Bearer ...):")
     for role, secret in district.tokens.items():
         typer.echo(f"  {role:<12} {secret}")
-    typer.echo("every escrow command (jobs, tokens, serve, scheduler) now works on this database")
+    jobs = run_jobs_once(url, now=datetime.now(UTC))
+    typer.echo(f"jobs run once: {', '.join(f'{job} {outcome}' for job, outcome in jobs.items())}")
+    typer.echo("every escrow command (jobs, tokens, users, serve, scheduler) now works on this database")
+    typer.echo(
+        f"console: http://{host}:{port}/console  sign in as {district.regulator[0]}, password {district.regulator[1]}"
+    )
     if serve_after:
         _serve(url, host=host, port=port, workers=workers, metrics_port=metrics_port)
 
@@ -321,6 +330,37 @@ def jobs_run(
         engine.dispose()
     typer.echo(f"{name}: {run.outcome} {json.dumps(run.found, default=str)}")
     raise typer.Exit(0 if run.outcome in (JobOutcome.OK, JobOutcome.SKIPPED) else 1)
+
+
+@users_app.command("create")
+def users_create(
+    role: Role = typer.Option(..., help="regulator or institution (an institution's staff)"),
+    name: str = typer.Option(..., help="the person's name, which they sign in with"),
+    jurisdiction: list[str] = typer.Option([], help="a regulator's jurisdiction (repeat for more)"),
+    institution: UUID | None = typer.Option(None, help="the staff member's institution"),
+    password: str | None = typer.Option(None, help="default: a random one, printed once"),
+) -> None:
+    """Add a person who signs in with a name and password (argon2-hashed)."""
+    import secrets
+
+    from escrow.access.audit import OPERATOR
+    from escrow.access.users import create_user
+
+    chosen = password or secrets.token_urlsafe(12)
+    with _session() as session:
+        user = create_user(
+            session,
+            name=name,
+            role=role,
+            password=chosen,
+            jurisdictions=jurisdiction,
+            institution_id=institution,
+            by=OPERATOR,
+            now=datetime.now(UTC),
+        )
+        typer.echo(f"user {user.id} ({user.role}) {user.name} can sign in at /console")
+    if password is None:
+        typer.echo(f"password (shown only once): {chosen}")
 
 
 @jobs_app.command("list")

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from escrow.access.callers import Caller
+from escrow.access.callers import Caller, institution_scope
+from escrow.db.records import Institution
+from escrow.errors import NotFound
 
 DISTRICT = UUID(int=0)  # the chain of acts that belong to no one institution (tokens, jurisdictions)
 GENESIS = "0" * 64
@@ -31,7 +33,7 @@ class Actor:
 
 
 def actor_of(caller: Caller | Actor) -> Actor:
-    return caller if isinstance(caller, Actor) else Actor(caller.principal, caller.role.value)
+    return caller if isinstance(caller, Actor) else Actor(caller.acting, caller.role.value)
 
 
 SYSTEM = Actor("system", "system")
@@ -157,3 +159,20 @@ def _verify_chain(session: Session, chain: UUID, head_position: int | None) -> C
     if head_position is not None and head_position != expected_position - 1:
         return ChainBreak(chain, expected_position, f"the chain should run to {head_position} (records removed)")
     return None
+
+
+def institution_trail(
+    session: Session, *, scope: Caller, institution_id: UUID, limit: int = 50
+) -> tuple[list[dict[str, Any]], ChainBreak | None]:
+    """An institution's newest audit records and its chain's first break (None: intact), walked in full."""
+    if session.scalar(select(Institution.id).where(Institution.id == institution_id, institution_scope(scope))) is None:
+        raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
+    rows = session.execute(
+        text(
+            "SELECT position, occurred_at, actor, role, action, object_type, object_id, after FROM audit_record"
+            " WHERE chain = :c ORDER BY position DESC LIMIT :n"
+        ),
+        {"c": institution_id, "n": limit},
+    ).mappings()
+    head = session.scalar(text("SELECT position FROM audit_chain_head WHERE chain = :c"), {"c": institution_id})
+    return [dict(r) for r in rows], _verify_chain(session, institution_id, head)

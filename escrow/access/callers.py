@@ -31,6 +31,12 @@ class Caller:
     institution_id: UUID | None = None
     guardian_phone: str | None = None  # a parent is a phone number: their families at every institution
     bank_code: str | None = None
+    person: str | None = None  # a signed-in person (name and user id); None for a machine's bearer token
+
+    @property
+    def acting(self) -> str:
+        """Who acted, for the audit trail and alert acknowledgements: the person, else the party."""
+        return self.person or self.principal
 
     @property
     def principal(self) -> str:

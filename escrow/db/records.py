@@ -261,3 +261,45 @@ class StatementLineRecord(Base):
     reference: Mapped[str] = mapped_column(Text)
     counterparty: Mapped[str] = mapped_column(Text)
     memo: Mapped[str] = mapped_column(Text)
+
+
+class AppUser(Base):
+    """A person who signs in to the console (migrations/versions/0016_console.py)."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    jurisdiction_codes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    institution_id: Mapped[UUID | None]
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default="now()")
+    password_changed_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    __tablename__ = "web_session"
+
+    secret_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[UUID]
+    csrf_token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class DailyFigure(Base):
+    __tablename__ = "daily_figure"
+
+    institution_id: Mapped[UUID] = mapped_column(primary_key=True)
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    held_fen: Mapped[int] = mapped_column(BigInteger)
+    collected_fen: Mapped[int] = mapped_column(BigInteger)
+    released_fen: Mapped[int] = mapped_column(BigInteger)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger)
+    aged_0_30_fen: Mapped[int] = mapped_column(BigInteger)
+    aged_31_90_fen: Mapped[int] = mapped_column(BigInteger)
+    aged_over_90_fen: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime]

@@ -7,22 +7,24 @@ instructions to families are left in flight."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from escrow.access.audit import note
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page
-from escrow.db.records import ClassRecord, Contract, Hold, Institution, Payout, RefundRequest
+from escrow.db.records import ClassRecord, Contract, Guardian, Hold, Institution, Payout, RefundRequest
 from escrow.errors import NotFound
 from escrow.flows.consumption import LEDGER, account_id, refund_remaining, release_ready
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
 from escrow.ledger.model import credit, debit
+from escrow.ledger.records import JournalTransaction, Posting
 from escrow.registry.institutions import PAYOUT_PENDING, RELEASABLE, visible_institution
 from escrow.rules import states
 from escrow.rules.states import (
@@ -45,7 +47,7 @@ def place_hold(session: Session, *, caller: Caller, institution_id: UUID, reason
     """Freeze payouts and new collections of an institution; refunds go on."""
     institution = _locked_institution(session, caller, institution_id)
     institution.status = states.move("institution", states.INSTITUTION, institution.status, "hold")
-    hold = Hold(institution_id=institution_id, id=new_id(), reason=reason, placed_by=caller.principal, placed_at=now)
+    hold = Hold(institution_id=institution_id, id=new_id(), reason=reason, placed_by=caller.acting, placed_at=now)
     session.add(hold)
     session.flush()
     recalled = _recall_releases(session, caller, institution_id, hold, now)
@@ -121,7 +123,7 @@ def lift_hold(
     if hold.lifted_at is not None:
         return hold  # lifting twice is the same as lifting once
     institution.status = states.move("institution", states.INSTITUTION, institution.status, "lift")
-    hold.lifted_at, hold.lifted_by, hold.lift_reason = now, caller.principal, reason
+    hold.lifted_at, hold.lifted_by, hold.lift_reason = now, caller.acting, reason
     session.flush()
     note(
         session,
@@ -215,3 +217,47 @@ def _close_contract(session: Session, contract: Contract, reason: str, by: str, 
     release_ready(session, contract, now)
     refund_remaining(session, contract, cause=f"closure:{contract.id}", now=now)
     contract.status = states.move("contract", states.CONTRACT, contract.status, "close")
+
+
+@dataclass(frozen=True, slots=True)
+class ClosureRefund:
+    contract_id: UUID
+    student_name: str
+    guardian_name: str
+    refund_fen: int
+
+
+def preview_closure(session: Session, *, caller: Caller, institution_id: UUID, now: datetime) -> list[ClosureRefund]:
+    """What each family would get back if the institution closed now: the closure itself, rolled back."""
+    notes = list(session.info.get("audit", []))
+    savepoint = session.begin_nested()
+    try:
+        close_institution(
+            session,
+            caller=caller,
+            institution_id=institution_id,
+            reason="preview",
+            idempotency_key=str(new_id()),
+            now=now,
+        )
+        contract_id = JournalTransaction.metadata_["contract_id"].astext
+        rows = session.execute(
+            select(Contract.id, Contract.student_name, Guardian.name, Posting.amount)
+            .join(JournalTransaction, JournalTransaction.id == Posting.transaction_id)
+            .join(
+                Contract, (Contract.institution_id == Posting.institution_id) & (cast(Contract.id, Text) == contract_id)
+            )
+            .join(Guardian, Guardian.id == Contract.guardian_id)
+            .where(
+                Posting.institution_id == institution_id,
+                JournalTransaction.institution_id == institution_id,
+                JournalTransaction.kind == "refund_approved",
+                JournalTransaction.metadata_["cause"].astext.startswith("closure:"),
+                Posting.account_id == Contract.prepaid_account_id,
+            )
+            .order_by(Contract.student_name, Contract.id)
+        ).all()
+    finally:
+        savepoint.rollback()
+        session.info["audit"] = notes  # the rolled-back closure's notes are not written
+    return [ClosureRefund(r[0], r[1], r[2], abs(int(r[3]))) for r in rows]

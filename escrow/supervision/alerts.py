@@ -164,7 +164,7 @@ def work_alert(
         )
     session.execute(
         text(f"UPDATE alert SET state = :state, {columns} WHERE id = :id"),  # noqa: S608
-        {"state": after, "now": now, "by": caller.principal, "note": note_text, "id": alert_id},
+        {"state": after, "now": now, "by": caller.acting, "note": note_text, "id": alert_id},
     )
     note(
         session,

@@ -29,6 +29,7 @@ from escrow.logs import get_logger
 from escrow.rules.states import JobOutcome
 from escrow.supervision.alerts import raise_alerts
 from escrow.supervision.checks import LEDGER_RULES, audit_findings, ledger_findings
+from escrow.supervision.dashboard import record_daily_figures
 from escrow.supervision.metrics import JOB_DURATION
 from escrow.supervision.reconcile import RECON_RULES, reconcile, reconciliation_findings
 from escrow.supervision.risks import risk_findings
@@ -40,7 +41,7 @@ Job = Callable[[Session, datetime, UUID | None], dict[str, Any]]
 # Jobs that read the books to judge them run on one snapshot (REPEATABLE READ): what one statement
 # reads agrees with what the next reads while collections keep committing. A write of theirs that meets
 # a concurrent change (an alert cleared meanwhile) fails the run, and the next run does it again.
-SNAPSHOT_JOBS = frozenset({"reconcile", "check_invariants", "seal_audit", "evaluate_risks"})
+SNAPSHOT_JOBS = frozenset({"reconcile", "check_invariants", "seal_audit", "evaluate_risks", "record_daily_figures"})
 
 
 def _changed(fn: Callable[..., list[UUID]]) -> Job:
@@ -87,6 +88,10 @@ JOBS: dict[str, tuple[Job, str]] = {
     "check_invariants": (_invariants, "balanced transactions, cached balances, no forbidden negatives, custody"),
     "seal_audit": (_seal_audit, "walk the audit trail's hash chains; a break is a red alert"),
     "evaluate_risks": (_risks, "the risk rules over every institution, with the policy's thresholds"),
+    "record_daily_figures": (
+        lambda session, now, run: record_daily_figures(session, now=now),
+        "the dashboard's held funds and flows per institution and day, the last 90 days",
+    ),
 }
 
 

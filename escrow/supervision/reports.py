@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Subquery, case, cast, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Subquery, case, cast, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from escrow.access.callers import Caller, Role, contract_scope, institution_scope, require_role
@@ -100,6 +100,20 @@ def held_funds_aging(
         .subquery()
     )
     return _report(session, scope, sums, AGE_COLUMNS, instant)
+
+
+def aging_of_every_institution(session: Session, *, now: datetime) -> dict[UUID, dict[str, int]]:
+    """Every institution's held funds by age now, for the job that keeps the dashboard's figures."""
+    portions = _held_portions(_contracts_held(true(), None), now)
+    rows = session.execute(
+        select(portions.c.institution_id, portions.c.bucket, func.sum(portions.c.fen)).group_by(
+            portions.c.institution_id, portions.c.bucket
+        )
+    ).all()
+    aging: dict[UUID, dict[str, int]] = {}
+    for institution_id, bucket, fen in rows:
+        aging.setdefault(institution_id, dict.fromkeys(AGE_COLUMNS[1:], 0))[bucket] = int(fen)
+    return aging
 
 
 @dataclass(frozen=True, slots=True)

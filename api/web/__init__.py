@@ -1,0 +1,40 @@
+"""The web face: server-rendered pages (Jinja2, htmx) in the same app, calling the same use cases.
+
+templating.py  one Jinja2 environment per language (gettext catalogs in locale/), money and time filters
+routing.py     PageRoute: every page resolves the signed-in person, checks CSRF on posts, and answers
+               404 for what lies outside their scope, in the handler's one thread
+sessions.py    the session cookie and the CSRF token; throttle.py: sign-in attempts per client
+pages/         the console's pages; static/: the console's stylesheet and vendored assets (VERSIONS)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.web.pages import account, actions, alerts, dashboard, institutions, reports
+
+STATIC = Path(__file__).parent / "static"
+STATIC_URL = "/console/static"
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console under /console, its assets from the app itself, and /docs without a CDN."""
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
+    for module in (account, dashboard, institutions, alerts, actions, reports):
+        app.include_router(module.router)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{STATIC_URL}/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{STATIC_URL}/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC_URL}/vendor/swagger-ui/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # else it asks validator.swagger.io, off the intranet
+        )
