@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from escrow.access.callers import Caller
 from escrow.access.tokens import authenticate
 from escrow.errors import Unauthenticated
+from escrow.rules.identity import mask_phone
 
 bearer = HTTPBearer(auto_error=False, description="a token from `escrow tokens create`")
 
@@ -41,7 +42,9 @@ class Bearer:
         """Who the token stands for; Unauthenticated for unknown, revoked or expired tokens."""
         caller = authenticate(session, secret=self.secret, now=self.now)
         if self.request_log is not None:  # the request's log line names whom, never the secret
-            self.request_log.update(principal=caller.principal, role=caller.role.value, token_id=str(caller.token_id))
+            # a parent's principal is their phone number: the log names them by a masked one
+            whom = f"parent:{mask_phone(caller.guardian_phone)}" if caller.guardian_phone else caller.principal
+            self.request_log.update(principal=whom, role=caller.role.value, token_id=str(caller.token_id))
         return caller
 
 

@@ -46,6 +46,7 @@ MAX_JSON_DEPTH = 32
 class Rule:
     limit: int
     needs_bearer: bool
+    route: APIRoute | None = None  # named on a refusal, so the request log tells which route refused it
 
 
 class BodyGuard:
@@ -68,6 +69,7 @@ class BodyGuard:
         rule = self.rule_for(scope)
         refusal = await early_refusal(request, rule)
         if refusal is not None:
+            scope["route"] = rule.route
             await refusal(scope, receive, send)
             return
         if not has_body(request.headers):
@@ -77,6 +79,7 @@ class BodyGuard:
         if refusal is None and is_json(request.headers):
             refusal = await json_refusal(request, body)
         if refusal is not None:
+            scope["route"] = rule.route
             await refusal(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)
@@ -91,7 +94,7 @@ class BodyGuard:
 
 def rule_of(route: APIRoute) -> Rule:
     needs_bearer = any(d.call is get_caller for d in route.dependant.dependencies)
-    return Rule(FILE_BODY_BYTES.get(route.operation_id or "", JSON_BODY_BYTES), needs_bearer)
+    return Rule(FILE_BODY_BYTES.get(route.operation_id or "", JSON_BODY_BYTES), needs_bearer, route)
 
 
 async def early_refusal(request: Request, rule: Rule) -> Response | None:

@@ -20,9 +20,14 @@ TAGS = [
     {"name": "alerts", "description": "Risk and reconciliation alerts raised by the scheduled jobs, worked through."},
     {"name": "reports", "description": "Held funds per institution at any instant, their age, the contracts behind."},
     {"name": "bank statements", "description": "The custody bank's daily statements, imported and reconciled."},
+    {"name": "calendar", "description": "The official calendar of holidays and make-up workdays, year by year."},
 ]
 
 SUMMARIES = {
+    "get_alert": "Get an alert",
+    "list_calendar_years": "List the years of official calendar data",
+    "load_calendar_year": "Load a year's official holidays and make-up workdays",
+    "settle_closed_institution": "Pay a closed institution what it earned",
     "get_health": "Check the process is up",
     "get_readiness": "Check the database is reachable and migrated",
     "list_jurisdictions": "List your jurisdictions",

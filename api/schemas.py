@@ -415,6 +415,8 @@ class AlertOut(BaseModel):
 
 
 class ApprovalIn(Request):
+    model_config = example(reason="the family moved away; the unconsumed hours are refunded")
+
     reason: Reason | None = Field(default=None, description="kept with the decision and on the audit trail")
 
 

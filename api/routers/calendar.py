@@ -13,7 +13,7 @@ from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented
 from api.routing import HandlerThreadRoute
-from api.schemas import Day, PageOf, Request, Response
+from api.schemas import Day, PageOf, Request, Response, example
 from escrow.access.callers import Role, require_role
 from escrow.registry import calendar
 
@@ -28,6 +28,11 @@ class CalendarDayIn(Request):
 
 
 class CalendarYearIn(Request):
+    model_config = example(
+        source="国务院办公厅关于2027年部分节假日安排的通知",
+        days=[{"date": "2027-01-01", "kind": "holiday", "name": "元旦"}],
+    )
+
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
         description="where the days come from, e.g. the State Council notice's number"
     )

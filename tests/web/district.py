@@ -14,7 +14,7 @@ from uuid import UUID
 from sqlalchemy.orm import Session
 
 from escrow.access.audit import OPERATOR
-from escrow.access.callers import Caller, Role
+from escrow.access.callers import Role
 from escrow.access.users import create_user
 from escrow.db.records import Contract
 from escrow.flows.classes import dispute_class, record_class
@@ -28,7 +28,7 @@ from escrow.rules.identity import CREDIT_CODE_CHARS, credit_code_check_char
 from escrow.rules.policy import CourseCategory
 from escrow.supervision.alerts import Finding, Severity, raise_alerts
 from escrow.supervision.dashboard import record_daily_figures
-from tests.factories import account_number, id_number, phone, regulator, rng, school
+from tests.factories import account_number, id_number, parent, phone, regulator, rng, school
 
 LANSHAN, LUOZHUANG = "371302", "371311"
 PASSWORD = "correct-horse-battery"
@@ -72,7 +72,7 @@ def seed_district(session: Session, *, now: datetime | None = None) -> District:
     given = record_class(session, caller=owner, institution_id=district.institutions["A"], contract_id=contract,
                          hours=1, given_on=None, now=now)  # fmt: skip
     guardian = session.get_one(Contract, (district.institutions["A"], contract)).guardian_id
-    family = Caller(token_id=new_id(), role=Role.PARENT, guardian_id=guardian)
+    family = parent(session, guardian)
     dispute_class(session, caller=family, institution_id=district.institutions["A"], class_id=given.id,
                   reason="没有上课", idempotency_key=f"d-{given.id}", now=now)  # fmt: skip
     district.disputed_class = given.id
