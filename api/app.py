@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from api import health, problems
-from api.auth import get_caller
 from api.routers import (
     alerts,
     batches,
@@ -23,19 +20,12 @@ from api.routers import (
     reports,
     statements,
 )
-from api.routing import HandlerThreadRoute
 from escrow.db.database import default_engine, make_sessionmaker
-
-# Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
-# running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which
-# would queue so behind other requests' Python; at 0.5 ms they do not (bench/http_collections.py).
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
     """Build the app on `engine`, or on the configured database."""
     engine = engine or default_engine()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,13 +44,4 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (jurisdictions, institutions, contracts, batches, consumption, payouts, alerts, reports, statements):
         app.include_router(module.router)
-    check_routes(app)
     return app
-
-
-def check_routes(app: FastAPI) -> None:
-    """Only HandlerThreadRoute turns the request's Bearer into the Caller a handler takes."""
-    plain = [r for r in app.routes if isinstance(r, APIRoute) and not isinstance(r, HandlerThreadRoute)]
-    for route in plain:
-        if any(d.call is get_caller for d in route.dependant.dependencies):
-            raise TypeError(f"{route.path} takes the caller: its router needs route_class=HandlerThreadRoute")

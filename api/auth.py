@@ -1,19 +1,18 @@
 """Bearer-token authentication: every route but health and docs needs a caller.
 
-The token is looked up in the thread the handler runs in (api/routing.py), not in a thread-pool hop of its
-own; a request refused for its parameters or body is answered 401 first when its token is bad (api/problems.py).
+`CallerDep` is the Caller the request's token stands for, checked as a dependency: FastAPI solves
+dependencies before it validates the parameters and body, so a bad token is answered 401 first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
+from api.deps import SessionDep
 from escrow.access.callers import Caller
 from escrow.access.tokens import authenticate
 from escrow.errors import Unauthenticated
@@ -29,28 +28,13 @@ async def utc_now() -> datetime:
 Now = Annotated[datetime, Depends(utc_now)]
 
 
-@dataclass(frozen=True, slots=True)
-class Bearer:
-    """A bearer token as the request sent it, not yet checked."""
-
-    secret: str
-    now: datetime
-
-    def caller(self, session: Session) -> Caller:
-        """Who the token stands for; Unauthenticated for unknown, revoked or expired tokens."""
-        return authenticate(session, secret=self.secret, now=self.now)
-
-
-async def get_caller(
-    request: Request, now: Now, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Bearer:
-    """The request's token, for the handler's thread to check (a handler receives the Caller it stands for)."""
+def get_caller(
+    session: SessionDep, now: Now, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Caller:
+    """Who the request's token stands for; Unauthenticated for a missing, unknown, revoked or expired one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send 'Authorization: Bearer <token>'; tokens come from `escrow tokens create`")
-    token = Bearer(credentials.credentials, now)
-    request.state.bearer = token  # for api/problems.py, should the parameters or body be refused
-    return token
+    return authenticate(session, secret=credentials.credentials, now=now)
 
 
-# What a handler receives is the Caller: HandlerThreadRoute checks the Bearer before the handler runs
 CallerDep = Annotated[Caller, Depends(get_caller)]

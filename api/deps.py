@@ -11,10 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """Opened on the event loop: a session takes no connection until its first statement, which runs in
-    the thread of whatever issues it. Committed (or rolled back) and closed in the thread pool, since
-    that talks to the database: one hop to the pool per request fewer than a sync generator costs; and
-    none when the handler committed it."""
+    """Opened on the event loop (a session takes no connection until its first statement); committed, or
+    rolled back, and closed in the thread pool, since that talks to the database."""
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     session = factory()
     try:
@@ -22,10 +20,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException:
         await run_in_threadpool(_end, session, commit=False)
         raise
-    if session.in_transaction():  # a handler that did not commit it (see api/routing.py)
-        await run_in_threadpool(_end, session, commit=True)
-    else:
-        session.close()  # it holds no connection: nothing left that talks to the database
+    await run_in_threadpool(_end, session, commit=True)
 
 
 def _end(session: Session, *, commit: bool) -> None:

@@ -10,12 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.auth import Bearer
 from escrow import errors
 
 log = logging.getLogger(__name__)
@@ -71,14 +68,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
-        token = getattr(request.state, "bearer", None)  # a bad token is told before a bad body (api/auth.py)
-        if token is not None:
-            try:
-                await run_in_threadpool(_check, request.app.state.sessionmaker, token)
-            except errors.Unauthenticated as refused:
-                return await escrow_error(request, refused)
-            except DBAPIError as failed:
-                return await database_error(request, failed)
         problems = [
             {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
             for err in exc.errors()
@@ -120,8 +109,3 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
-
-
-def _check(sessions: sessionmaker[Session], token: Bearer) -> None:
-    with sessions() as session:  # the request's own session was closed with the refusal
-        token.caller(session)

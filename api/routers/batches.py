@@ -12,11 +12,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented, mark_replayed
-from api.routing import HandlerThreadRoute
 from api.schemas import Fen, Instant, Request
 from escrow.flows import batches
 
-router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["contracts"])
 
 
 class BatchItemIn(Request):

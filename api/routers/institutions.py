@@ -10,13 +10,12 @@ from fastapi import APIRouter, Query
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented
-from api.routing import HandlerThreadRoute
 from api.schemas import CourseIn, CourseOut, Instant, InstitutionBalancesOut, InstitutionIn, InstitutionOut, PageOf
 from escrow.db.paging import DEFAULT_LIMIT, MAX_LIMIT
 from escrow.flows import books
 from escrow.registry import courses, institutions
 
-router = APIRouter(prefix="/institutions", tags=["institutions"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/institutions", tags=["institutions"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{22}$", description="next_cursor of the previous page")]
 

@@ -10,12 +10,11 @@ from fastapi import APIRouter, Path, Query
 from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented
-from api.routing import HandlerThreadRoute
 from api.schemas import Day, JurisdictionOut, PageOf, PolicyIn, PolicyOut
 from escrow.registry import jurisdictions
 from escrow.rules.policy import Policy
 
-router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/jurisdictions", tags=["policy"])
 Code = Annotated[str, Path(pattern=r"^[0-9]{6}$", description="6-digit administrative division code")]
 
 

@@ -11,13 +11,12 @@ from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import ExecutionIn, HoldOut, InstitutionOut, PageOf, PayoutOut, ReasonIn
 from escrow.db.paging import DEFAULT_LIMIT
 from escrow.errors import Conflict
 from escrow.flows import holds, payouts
 
-router = APIRouter(tags=["payouts and holds"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["payouts and holds"])
 INSTITUTION = "/institutions/{institution_id}"
 PAYOUT = INSTITUTION + "/payouts/{payout_id}"
 

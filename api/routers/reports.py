@@ -15,13 +15,12 @@ from api.deps import SessionDep
 from api.routers import documented
 from api.routers.contracts import AsOf
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import HeldContractOut, HeldContractsOut, HeldFundsAgingOut, HeldFundsOut
 from escrow.db.paging import DEFAULT_LIMIT
 from escrow.supervision import exports, reports
 from escrow.supervision.reports import Report
 
-router = APIRouter(prefix="/reports", tags=["reports"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/reports", tags=["reports"])
 
 
 class ExportFormat(StrEnum):

@@ -13,13 +13,12 @@ from api.auth import CallerDep, Now
 from api.deps import SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import Day, PageOf
 from escrow.bank import statements
 from escrow.bank.formats import FORMATS, MAX_FILE_BYTES
 from escrow.db.paging import DEFAULT_LIMIT
 
-router = APIRouter(tags=["bank statements"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["bank statements"])
 
 _TEXT = {"schema": {"type": "string"}}
 _FILE_BODY: dict[str, Any] = {

@@ -16,7 +16,7 @@ from escrow.db.records import ClassRecord, Contract, Hold, Institution, RefundRe
 from escrow.errors import NotFound
 from escrow.flows.consumption import refund_remaining, release_ready
 from escrow.ids import new_id
-from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
 from escrow.registry.institutions import visible_institution
 from escrow.rules import states
 
@@ -83,7 +83,7 @@ def list_holds(session: Session, *, caller: Caller, institution_id: UUID) -> Pag
 
 def close_institution(
     session: Session, *, caller: Caller, institution_id: UUID, reason: str, idempotency_key: str, now: datetime
-) -> tuple[Institution, bool]:
+) -> Outcome[Institution]:
     """Close: void unconfirmed classes, release what was confirmed, refund every family the rest.
 
     Afterwards custody cash equals what the institution is owed (releasable and payouts in flight)

@@ -19,8 +19,8 @@ from escrow.errors import InstitutionOnHold, NotFound
 from escrow.flows.consumption import LEDGER, account_id, instruct_refund, paid_fen, refund_payable_account
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
-from escrow.ledger.idempotency import IdempotencyKey, run_once
-from escrow.ledger.model import Leg, credit, debit
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
+from escrow.ledger.model import Leg, NewEntry, credit, debit
 from escrow.ledger.records import Account
 from escrow.registry.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
@@ -51,7 +51,7 @@ def make_payouts(session: Session, *, now: datetime, institution_ids: Collection
 
 def request_payout(
     session: Session, *, caller: Caller, institution_id: UUID, idempotency_key: str, now: datetime
-) -> tuple[Payout | None, bool]:
+) -> Outcome[Payout | None]:
     """The institution asks for everything released so far, whatever the cadence."""
     institution = own_institution(session, caller, institution_id)
     locked = session.get_one(Institution, institution.id, with_for_update={"key_share": True}, populate_existing=True)
@@ -93,19 +93,18 @@ def _instruct_release(
     payout = Payout(institution_id=institution_id, id=new_id(), kind="release", amount_fen=amount, instructed_at=now)
     session.add(payout)
     session.flush()
-    entry = post_transaction(
-        session,
-        institution_id=institution_id,
+    entry = NewEntry(
         kind="payout_instructed",
         legs=[
             debit(account_id(session, institution_id, RELEASABLE), amount),
             credit(account_id(session, institution_id, PAYOUT_PENDING), amount),
         ],
-        idempotency=IdempotencyKey(LEDGER, f"payout:{payout.id}"),
         effective_at=now,
         metadata={"payout_id": str(payout.id), "classes": len(due)},
     )
-    payout.instruct_transaction_id = entry.id
+    idempotency = IdempotencyKey(LEDGER, f"payout:{payout.id}")
+    posted = post_transaction(session, institution_id=institution_id, entry=entry, idempotency=idempotency)
+    payout.instruct_transaction_id = posted.value.id
     for record in due:
         record.payout_id = payout.id
     session.flush()
@@ -178,7 +177,7 @@ def settle_payout(
     note_text: str,
     idempotency_key: str,
     now: datetime,
-) -> tuple[Payout, bool]:
+) -> Outcome[Payout]:
     """The custody bank reports the instruction executed (cash leaves custody) or failed (money returns)."""
     require_role(caller, Role.BANK, Role.REGULATOR)
     visible_institution(session, caller, institution_id)
@@ -197,17 +196,16 @@ def settle_payout(
             payout.failure_reason = note_text
         legs = _settlement_legs(session, payout, executed)
         if legs:
-            entry = post_transaction(
-                session,
-                institution_id=institution_id,
+            entry = NewEntry(
                 kind="payout_executed" if executed else "payout_failed",
                 legs=legs,
-                idempotency=IdempotencyKey(LEDGER, f"settle:{payout.id}"),
                 effective_at=now,
                 metadata={"payout_id": str(payout.id), "note": note_text}
                 | ({"bank_reference": note_text} if executed else {}),
             )
-            payout.settle_transaction_id = entry.id
+            idempotency = IdempotencyKey(LEDGER, f"settle:{payout.id}")
+            posted = post_transaction(session, institution_id=institution_id, entry=entry, idempotency=idempotency)
+            payout.settle_transaction_id = posted.value.id
         if not executed and payout.kind == "release":  # the classes wait for the next instruction
             for record in session.scalars(
                 select(ClassRecord).where(
