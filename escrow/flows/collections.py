@@ -25,7 +25,7 @@ from escrow.db.paging import Page, keyset
 from escrow.db.records import Collection, Contract, Course, Institution
 from escrow.errors import Conflict, InstitutionOnHold, InvalidRequest, NotFound, PolicyViolation
 from escrow.ids import new_id
-from escrow.ledger.engine import record_entries
+from escrow.ledger.engine import Rows, record_entries
 from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once_each
 from escrow.ledger.model import NewEntry, credit, debit
 from escrow.ledger.records import Account
@@ -158,13 +158,14 @@ def collect_many(
     status = _lock_institution(session, caller, institution_id)
     payments = [Payment(*payment) for payment in payments]
     _refuse(malformed(payments, datetime.now(UTC)))
+    rows = [_row(institution_id, payment, now) for payment in payments]  # ids chosen before the keys are claimed
     return run_once_each(
         session,
         institution_id=institution_id,
         uses=[(IdempotencyKey(caller.principal, p.idempotency_key), _request(p)) for p in payments],
-        perform=lambda fresh: _collect_fresh(session, caller, institution_id, status, payments, fresh, now),
-        remember=lambda row: {"collection_id": str(row.id), "transaction_id": str(row.transaction_id)},
+        perform=lambda fresh: _collect_fresh(session, caller, institution_id, status, payments, rows, fresh, now),
         recall=lambda stored: _earlier(session, institution_id, [UUID(s["collection_id"]) for s in stored]),
+        planned=[{"collection_id": str(row.id), "transaction_id": str(row.transaction_id)} for row in rows],
     )
 
 
@@ -194,6 +195,7 @@ def _collect_fresh(
     institution_id: UUID,
     status: str,
     requested: list[Payment],
+    planned: list[Collection],
     fresh: list[int],
     now: datetime,
 ) -> list[Collection]:
@@ -205,7 +207,7 @@ def _collect_fresh(
     standing = _standing(session, institution_id, payments)
     _refuse([p._replace(item=fresh[p.item]) for p in collection_problems(payments, standing)])
     cash = standing.cash
-    rows = [_row(institution_id, payment, now) for payment in payments]
+    rows = [planned[n] for n in fresh]
     entries = [
         NewEntry(
             kind="collection",
@@ -223,7 +225,7 @@ def _collect_fresh(
         session,
         institution_id=institution_id,
         entries=entries,
-        rows=[insert(Collection).values([_values(row) for row in rows])],
+        rows=[Rows(insert(Collection), [_values(row) for row in rows])],
     )
     for row, entry in zip(rows, written, strict=True):
         row.collected_at, row.created_at = entry.effective_at, entry.created_at  # the database transaction's now()

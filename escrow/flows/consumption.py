@@ -11,16 +11,16 @@ from datetime import datetime
 from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, or_, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from escrow.access.audit import SYSTEM, note
 from escrow.db.records import ClassRecord, Collection, Contract, Payout, RefundRequest
 from escrow.ids import new_id
-from escrow.ledger.engine import open_account, post_transaction, record_entry
+from escrow.ledger.engine import Rows, open_account, post_transaction, record_entry
 from escrow.ledger.idempotency import IdempotencyKey, new_key_row
 from escrow.ledger.model import NewEntry, Side, credit, debit
-from escrow.ledger.records import Account
+from escrow.ledger.records import Account, IdempotencyRecord
 
 LEDGER = "system:ledger"  # the caller of postings the service makes itself, keyed by their cause
 HELD_HOURS = ("pending", "disputed")  # recorded, not yet confirmed: not refundable, not yet released
@@ -169,7 +169,8 @@ def release_ready(session: Session, contract: Contract, now: datetime) -> int:
                 request={"operation": "release", "class_id": str(record.id), "amount_fen": amount},
                 transaction_id=entry.id,
             )
-            record_entry(session, institution_id=contract.institution_id, entry=entry, rows=[key])
+            rows = Rows(insert(IdempotencyRecord), [key])
+            record_entry(session, institution_id=contract.institution_id, entry=entry, rows=[rows])
             record.release_transaction_id = entry.id
             moved += amount
         record.amount_fen = amount  # set with the release, so one UPDATE records both

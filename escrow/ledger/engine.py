@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Insert, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import UpdateBase
 
 from escrow.errors import (
     AccountConflict,
@@ -291,16 +290,23 @@ _READ_ACCOUNTS = (
 _LOCK_ACCOUNTS = _READ_ACCOUNTS.with_for_update(key_share=True)
 
 
-def record_entry(
-    session: Session, *, institution_id: UUID, entry: NewEntry, rows: Sequence[UpdateBase] = ()
-) -> JournalEntry:
-    """Lock, check and write one journal transaction and the domain `rows` that record what it was for
-    (SQLAlchemy inserts or updates, e.g. `insert(Collection).values(...)`), all or nothing."""
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Domain rows written with journal transactions, as SQLAlchemy executes many: a bare
+    `insert(Table)` and the values of each row (every row naming the same columns)."""
+
+    insert: Insert
+    values: Sequence[Mapping[str, Any]]
+
+
+def record_entry(session: Session, *, institution_id: UUID, entry: NewEntry, rows: Sequence[Rows] = ()) -> JournalEntry:
+    """Lock, check and write one journal transaction and the domain `rows` that record what it was for,
+    all or nothing."""
     return record_entries(session, institution_id=institution_id, entries=[entry], rows=rows)[0]
 
 
 def record_entries(
-    session: Session, *, institution_id: UUID, entries: Sequence[NewEntry], rows: Sequence[UpdateBase] = ()
+    session: Session, *, institution_id: UUID, entries: Sequence[NewEntry], rows: Sequence[Rows] = ()
 ) -> list[JournalEntry]:
     """Lock, check and write many journal transactions of one institution and the domain `rows` written
     with them, all or nothing; each entry balances on its own, funds are checked on their sum."""
@@ -311,7 +317,7 @@ def _record(
     session: Session,
     institution_id: UUID,
     entries: Sequence[NewEntry],
-    rows: Sequence[UpdateBase],
+    rows: Sequence[Rows],
     reverses: tuple[UUID, str] | None = None,
 ) -> list[JournalEntry]:
     if not entries:
@@ -352,7 +358,7 @@ def _record(
             for entry in entries
             for leg in entry.legs
         ],
-        rows=rows,
+        rows=[(cast(Table, r.insert.table), r.values) for r in rows if r.values],
         lock_ids=ids if lock_in_write else (),
     )
     if not written:  # an account it locks was not there (its legs are not written)

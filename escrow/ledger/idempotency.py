@@ -16,12 +16,11 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Insert, insert, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from escrow.errors import IdempotencyConflict, InvalidRequest
 from escrow.ledger._fused import array
-from escrow.ledger.records import IdempotencyRecord
 
 T = TypeVar("T")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -78,19 +77,19 @@ class KeysReused(IdempotencyConflict):
 
 def new_key_row(
     *, institution_id: UUID, key: IdempotencyKey, request: Mapping[str, Any], transaction_id: UUID
-) -> Insert:
-    """The key and its outcome as one row, for a key no earlier request can have used (the caller holds
-    the lock that makes a replay impossible): written with the entry it guards, a used key is still
-    refused, by the key's primary key."""
+) -> dict[str, Any]:
+    """The key and its outcome as one idempotency_record row, for a key no earlier request can have used
+    (the caller holds the lock that makes a replay impossible): written with the entry it guards (one
+    round trip fewer than claiming first), a used key is still refused, by the key's primary key."""
     _check_key(key)
-    return insert(IdempotencyRecord).values(
-        institution_id=institution_id,
-        caller=key.caller,
-        key=key.key,
-        request_hash=fingerprint(request),
-        transaction_id=transaction_id,
-        result={"transaction_id": str(transaction_id)},
-    )
+    return {
+        "institution_id": institution_id,
+        "caller": key.caller,
+        "key": key.key,
+        "request_hash": fingerprint(request),
+        "transaction_id": transaction_id,
+        "result": {"transaction_id": str(transaction_id)},
+    }
 
 
 def run_once(
@@ -121,16 +120,20 @@ def run_once_each(
     institution_id: UUID,
     uses: Sequence[tuple[IdempotencyKey, Mapping[str, Any]]],
     perform: Callable[[list[int]], list[T]],
-    remember: Callable[[T], Mapping[str, Any]],
     recall: Callable[[list[Mapping[str, Any]]], list[T]],
+    remember: Callable[[T], Mapping[str, Any]] | None = None,
+    planned: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Outcome[T]]:
     """run_once for many requests of one institution in a few statements: `perform` gets the indexes of
     the requests whose keys are new (and returns their values in that order), `recall` the stored results
-    of the replayed ones. Refused whole (KeysReused) if any key was first used for a different request."""
+    of the replayed ones. What is stored is `remember` of each value, or, when the use case chose its ids
+    before performing, `planned` (each request's result if it is new), stored with the key as it is
+    claimed. Refused whole (KeysReused) if any key was first used for a different request."""
+    assert (remember is None) != (planned is None), "a result is remembered after, or planned before"
     for key, _ in uses:
         _check_key(key)
     hashes = [fingerprint(request) for _, request in uses]
-    earlier = _claim(session, institution_id, [key for key, _ in uses], hashes)
+    earlier = _claim(session, institution_id, [key for key, _ in uses], hashes, planned)
     reused = [
         KeyReused(n, key.key, earlier[n].created_at)
         for n, (key, _) in enumerate(uses)
@@ -146,7 +149,8 @@ def run_once_each(
             done[n] = Outcome(result, True)
     if fresh:
         values = perform(fresh)
-        _record_outcomes(session, institution_id, [uses[n][0] for n in fresh], [remember(v) for v in values])
+        if remember is not None:
+            _record_outcomes(session, institution_id, [uses[n][0] for n in fresh], [remember(v) for v in values])
         done |= {n: Outcome(value, False) for n, value in zip(fresh, values, strict=True)}
     return [done[n] for n in range(len(uses))]
 
@@ -159,9 +163,10 @@ def _result(record: Any) -> Mapping[str, Any]:
 
 # Sorted keys: concurrent requests sharing keys queue on them in one order instead of deadlocking
 _CLAIM = text(
-    "INSERT INTO idempotency_record (institution_id, caller, key, request_hash)"
-    " SELECT :institution_id, c, k, h FROM unnest(CAST(:callers AS text[]), CAST(:keys AS text[]),"
-    " CAST(:hashes AS text[])) AS u(c, k, h) ORDER BY c, k ON CONFLICT DO NOTHING RETURNING caller, key"
+    "INSERT INTO idempotency_record (institution_id, caller, key, request_hash, result, transaction_id)"
+    " SELECT :institution_id, c, k, h, o, CAST(o ->> 'transaction_id' AS uuid) FROM unnest(CAST(:callers AS text[]),"
+    " CAST(:keys AS text[]), CAST(:hashes AS text[]), CAST(:outcomes AS jsonb[])) AS u(c, k, h, o) ORDER BY c, k"
+    " ON CONFLICT DO NOTHING RETURNING caller, key"
 )
 # the rows that existed, or that a concurrent holder just committed: read as they are now
 _EARLIER = text(
@@ -176,13 +181,19 @@ _OUTCOMES = text(
 )
 
 
-def _claim(session: Session, institution_id: UUID, keys: list[IdempotencyKey], hashes: list[str]) -> dict[int, Any]:
-    """Claim every key in one statement; the earlier records of those claimed before, by index."""
+def _claim(
+    session: Session,
+    institution_id: UUID,
+    keys: list[IdempotencyKey],
+    hashes: list[str],
+    planned: Sequence[Mapping[str, Any]] | None,
+) -> dict[int, Any]:
+    """Claim every key in one statement (with its planned result); the earlier records of those claimed
+    before, by index."""
     bound = {"institution_id": institution_id, "callers": array([k.caller for k in keys])}
-    claimed = {
-        tuple(r)
-        for r in session.execute(_CLAIM, bound | {"keys": array([k.key for k in keys]), "hashes": array(hashes)})
-    }
+    outcomes = array([None] * len(keys) if planned is None else [json.dumps(dict(p), default=str) for p in planned])
+    claiming = bound | {"keys": array([k.key for k in keys]), "hashes": array(hashes), "outcomes": outcomes}
+    claimed = {tuple(r) for r in session.execute(_CLAIM, claiming)}
     taken = [n for n, k in enumerate(keys) if (k.caller, k.key) not in claimed]
     if not taken:
         return {}
