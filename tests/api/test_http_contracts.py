@@ -341,3 +341,40 @@ def test_a_write_refused_at_commit_is_a_problem_and_leaves_nothing(api: Api) -> 
     finally:
         with api.db.begin() as s:
             s.execute(text("DROP TRIGGER test_refuse_at_commit ON course; DROP FUNCTION test_refuse_at_commit()"))
+
+
+def test_recording_a_class_is_idempotent_and_needs_a_key(api: Api) -> None:
+    """Two identical POSTs with one key record one class; without a key, nothing is recorded."""
+    inst, token = school(api)
+    base = f"/institutions/{inst}"
+    course = api.call(
+        "POST",
+        f"{base}/courses",
+        token,
+        {"name": "Maths 5", "category": "subject", "unit_price_fen": 10_000, "guide_price_fen": 10_000},
+    ).json()
+    guardian = {"name": "Zhang Wei", "phone": phone(), "id_number": "11010519491231002X"}
+    contract = api.call(
+        "POST",
+        f"{base}/contracts",
+        token,
+        {
+            "course_id": course["id"],
+            "guardian": guardian,
+            "student_name": "Zhang Xiao",
+            "hours_bought": 10,
+            "bonus_hours": 0,
+            "term_start": (datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
+            "term_end": (datetime.now(UTC) + timedelta(days=60)).date().isoformat(),
+        },
+    ).json()
+    classes = f"{base}/contracts/{contract['id']}/classes"
+    missing = api.call("POST", classes, token, {"hours": 1})
+    assert (missing.status_code, missing.json()["code"]) == (422, "invalid_request")
+    first = api.call("POST", classes, token, {"hours": 1}, **{"Idempotency-Key": "class-1"})
+    again = api.call("POST", classes, token, {"hours": 1}, **{"Idempotency-Key": "class-1"})
+    assert first.status_code == 201, first.text
+    assert (again.json()["id"], again.headers.get("Idempotent-Replayed")) == (first.json()["id"], "true")
+    other = api.call("POST", classes, token, {"hours": 2}, **{"Idempotency-Key": "class-1"})
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused")
+    assert len(api.call("GET", classes, token).json()["items"]) == 1
