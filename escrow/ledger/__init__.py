@@ -5,6 +5,7 @@
 
     model.py        legs, sides, entries and the rules they obey (pure)
     engine.py       open accounts, post, reverse, balances as of any instant (over a session)
+    _accounts.py    the accounts a posting moves, read or locked in id order (private)
     _fused.py       how the engine writes an entry in one statement (private: its speed tricks)
     records.py      the ORM rows of the ledger tables
     idempotency.py  one key, one effect (`run_once`, value and replayed): claimed in the same

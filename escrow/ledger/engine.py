@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Insert, Table, bindparam, func, select
+from sqlalchemy import Insert, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -27,16 +27,14 @@ from escrow.errors import (
     UnbalancedTransaction,
 )
 from escrow.ids import new_id
-from escrow.ledger import _fused
+from escrow.ledger import _accounts, _fused
 from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
 from escrow.ledger.model import (
     AccountState,
     JournalEntry,
-    Leg,
     NewEntry,
     PostingLine,
     Side,
-    balance_delta,
     check_funds,
     check_legs,
     reversing_legs,
@@ -74,7 +72,7 @@ def open_account(
         )
         .on_conflict_do_nothing(index_elements=["institution_id", "code"])
     )
-    account = _state(session.scalars(_accounts(institution_id).where(Account.code == code)).one())
+    account = _state(session.scalars(_accounts_of(institution_id).where(Account.code == code)).one())
     if (account.normal_side, account.currency, account.allow_negative) != (
         normal_side,
         currency,
@@ -89,7 +87,7 @@ def open_account(
 
 
 def get_account(session: Session, *, institution_id: UUID, account_id: UUID) -> AccountState:
-    row = session.scalars(_accounts(institution_id).where(Account.id == account_id)).one_or_none()
+    row = session.scalars(_accounts_of(institution_id).where(Account.id == account_id)).one_or_none()
     if row is None:
         raise NotFound(f"account {account_id} does not exist in this institution")
     return _state(row)
@@ -270,26 +268,6 @@ def list_postings(
     return PostingPage(items, items[-1].id if len(rows) > limit else None)
 
 
-_ACCOUNT = cast(Table, Account.__table__)
-# Built once (the engine runs them on every posting); FOR NO KEY UPDATE, so foreign-key checks elsewhere need not wait
-_READ_ACCOUNTS = (
-    select(
-        _ACCOUNT.c.id,
-        _ACCOUNT.c.code,
-        _ACCOUNT.c.currency,
-        _ACCOUNT.c.normal_side,
-        _ACCOUNT.c.allow_negative,
-        _ACCOUNT.c.balance,
-    )
-    .where(
-        _ACCOUNT.c.institution_id == bindparam("p_institution_id"),
-        _ACCOUNT.c.id.in_(bindparam("p_ids", expanding=True)),
-    )
-    .order_by(_ACCOUNT.c.id)
-)
-_LOCK_ACCOUNTS = _READ_ACCOUNTS.with_for_update(key_share=True)
-
-
 @dataclass(frozen=True, slots=True)
 class Rows:
     """Domain rows written with journal transactions, as SQLAlchemy executes many: a bare
@@ -325,15 +303,15 @@ def _record(
     session.flush()  # what the caller added goes in first, as before any other statement of its transaction
     legs = [leg for entry in entries for leg in entry.legs]
     ids = sorted({leg.account_id for leg in legs})
-    accounts = _read_accounts(session, institution_id, ids)
+    accounts = _accounts.read_accounts(session, institution_id, ids)
     problems = [problem for entry in entries for problem in _entry_problems(entry, accounts, len(entries) > 1)]
     if problems:
         raise UnbalancedTransaction(problems)
-    lock_in_write = not lowers_a_floored_account(legs, accounts)
+    lock_in_write = not _accounts.lowers_a_floored_account(legs, accounts)
     if not lock_in_write:  # funds to check: lock first, then check the balances as they now are
-        accounts = _lock_accounts(session, institution_id, ids)
+        accounts = _accounts.lock_accounts(session, institution_id, ids)
         if len(accounts) < len(ids):
-            _vanished(session, institution_id, ids)
+            _accounts.vanished(session, institution_id, ids)
         short = check_funds(legs, accounts)
         if short:
             raise InsufficientFunds("; ".join(short), problems=short)
@@ -362,7 +340,7 @@ def _record(
         lock_ids=ids if lock_in_write else (),
     )
     if not written:  # an account it locks was not there (its legs are not written)
-        _vanished(session, institution_id, ids)
+        _accounts.vanished(session, institution_id, ids)
     return _entries(institution_id, entries, written, accounts, reverses)
 
 
@@ -401,51 +379,6 @@ def _entries(
     ]
 
 
-def _lock_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
-    """Lock the accounts in id order (the one fixed order that prevents deadlocks) and read them."""
-    return _account_states(session.execute(_LOCK_ACCOUNTS, _ids(institution_id, account_ids)))
-
-
-def _read_accounts(session: Session, institution_id: UUID, account_ids: Collection[UUID]) -> dict[UUID, AccountState]:
-    """The accounts as they are now, unlocked."""
-    return _account_states(session.execute(_READ_ACCOUNTS, _ids(institution_id, account_ids)))
-
-
-def _vanished(session: Session, institution_id: UUID, ids: Collection[UUID]) -> NoReturn:
-    """An account read a moment ago could not be locked: its opening was rolled back meanwhile."""
-    there = _read_accounts(session, institution_id, ids)
-    raise UnbalancedTransaction(
-        [f"account {a} does not exist in this institution" for a in ids if a not in there]
-        or ["an account it posts to could not be locked"]
-    )
-
-
-def lowers_a_floored_account(legs: Sequence[Leg], accounts: Mapping[UUID, AccountState]) -> bool:
-    """Whether the legs take anything from an account that may not go below zero (so funds need checking)."""
-    net: dict[UUID, int] = {}
-    for leg in legs:
-        net[leg.account_id] = net.get(leg.account_id, 0) + balance_delta(accounts[leg.account_id], leg.amount)
-    return any(delta < 0 and not accounts[account_id].allow_negative for account_id, delta in net.items())
-
-
-def _ids(institution_id: UUID, account_ids: Collection[UUID]) -> dict[str, Any]:
-    return {"p_institution_id": institution_id, "p_ids": sorted(set(account_ids))}
-
-
-def _account_states(rows: Any) -> dict[UUID, AccountState]:
-    return {
-        r.id: AccountState(
-            id=r.id,
-            code=r.code,
-            currency=r.currency,
-            normal_side=Side(r.normal_side),
-            allow_negative=r.allow_negative,
-            balance=r.balance,
-        )
-        for r in rows
-    }
-
-
 def _effective(effective_at: datetime | None) -> datetime:
     now = datetime.now(UTC)
     if effective_at is None:
@@ -471,7 +404,7 @@ def _postings_of(session: Session, institution_id: UUID, transaction_id: UUID) -
     return tuple(PostingLine(p.id, p.account_id, p.amount, p.currency) for p in rows)
 
 
-def _accounts(institution_id: UUID) -> Any:
+def _accounts_of(institution_id: UUID) -> Any:
     return select(Account).where(Account.institution_id == institution_id)
 
 
