@@ -37,14 +37,16 @@ def account_balances(
     *,
     as_of: datetime | None,
     accounts: Sequence[UUID] | Select[UUID] | None = None,
+    kind: AccountKind | None = None,
 ) -> Subquery:
-    """(institution_id, account_id, kind, balance) of the accounts of `institutions` (an id or a query of ids),
-    or only of `accounts` (ids or a query of ids), on their normal side: now, the cached balance; as of an instant,
-    the sum of the postings of transactions effective by then (an account without any has no row)."""
+    """(institution_id, account_id, kind, contract_id, balance) of the accounts of `institutions` (an id or a query
+    of ids), or only of `accounts` (ids or a query of ids), or only of one `kind`, on their normal side: now, the
+    cached balance; as of an instant, the sum of the postings of transactions effective by then (an account without
+    any has no row)."""
+    columns = (Account.institution_id, Account.id.label("account_id"), Account.kind, Account.contract_id)
     if as_of is None:
-        query = select(
-            Account.institution_id, Account.id.label("account_id"), Account.kind, Account.balance.label("balance")
-        ).where(_among(Account.institution_id, institutions))
+        query = select(*columns, Account.balance.label("balance")).where(_among(Account.institution_id, institutions))
+        query = query if kind is None else query.where(Account.kind == kind)
         return (query if accounts is None else query.where(Account.id.in_(accounts))).subquery()
     # summed per account before meeting the account table: joined first, PostgreSQL underestimates the
     # composite-key joins and probes the transactions once per posting (several times slower on millions)
@@ -58,15 +60,14 @@ def account_balances(
         .where(_among(Posting.institution_id, institutions), JournalTransaction.effective_at <= as_of)
         .group_by(Posting.institution_id, Posting.account_id)
     )
-    summed = (sums if accounts is None else sums.where(Posting.account_id.in_(accounts))).subquery()
+    if accounts is not None:
+        sums = sums.where(Posting.account_id.in_(accounts))
+    if kind is not None:  # the accounts of a kind, whoever's: the institutions were chosen above, once
+        sums = sums.where(Posting.account_id.in_(select(Account.id).where(Account.kind == kind)))
+    summed = sums.subquery()
     side = case((Account.normal_side == "debit", 1), else_=-1)
     return (
-        select(
-            Account.institution_id,
-            Account.id.label("account_id"),
-            Account.kind,
-            (summed.c.amount * side).label("balance"),
-        )
+        select(*columns, (summed.c.amount * side).label("balance"))
         .join(summed, (summed.c.institution_id == Account.institution_id) & (summed.c.account_id == Account.id))
         .subquery()
     )
