@@ -1,6 +1,8 @@
 """The web face: server-rendered pages (Jinja2, htmx) in the same app, calling the same use cases.
 
 templating.py  one Jinja2 environment per language (gettext catalogs in locale/), money and time filters
+formats.py     amounts in yuan and instants in Beijing time; alert_texts.py: rules, alert sentences and
+               evidence labels in the person's language (the API keeps their English codes)
 routing.py     PageRoute: every page resolves the signed-in person, checks CSRF on posts, and answers
                404 for what lies outside their scope, in the handler's one thread
 sessions.py    the session cookie and the CSRF token; throttle.py: sign-in attempts per client

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from api.web.templating import beijing, yuan
+from api.web.formats import beijing, yuan
 from escrow.supervision.reports import Report
 
 Translate = Callable[[str], str]

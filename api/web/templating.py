@@ -6,8 +6,7 @@ Messages are written in English in the templates and translated by the gettext c
 
 from __future__ import annotations
 
-from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +15,13 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from escrow.rules.calendar import BUSINESS_TZ
-from escrow.rules.money import FEN_PER_YUAN
+from api.web import alert_texts
+from api.web.formats import beijing, yuan
 
 HERE = Path(__file__).parent
 LANGUAGES = {"zh_CN": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh_CN"
 LANGUAGE_COOKIE = "escrow_lang"
-
-
-def yuan(fen: int | None) -> str:
-    """123456789 fen -> '1,234,567.89' (two decimals, thousands separators; no floats)."""
-    if fen is None:
-        return ""
-    whole, cents = divmod(abs(int(fen)), FEN_PER_YUAN)
-    return f"{'-' if fen < 0 else ''}{whole:,}.{cents:02d}"
-
-
-def beijing(instant: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """An instant shown in Beijing time."""
-    return "" if instant is None else instant.astimezone(BUSINESS_TZ).strftime(fmt)
-
-
-def fen_items(evidence: dict[str, Any] | None) -> list[tuple[str, int]]:
-    """The amounts in an alert's evidence (keys ending in _fen), to show in yuan."""
-    return [
-        (k.removesuffix("_fen"), v) for k, v in (evidence or {}).items() if k.endswith("_fen") and isinstance(v, int)
-    ]
 
 
 @cache
@@ -61,9 +40,16 @@ def environment(language: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(yuan=yuan, beijing=beijing, fen_items=fen_items)
-    env.globals.update(languages=LANGUAGES)
+    words = translations(language)
+    env.install_gettext_translations(words, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(
+        yuan=yuan,
+        beijing=beijing,
+        rule_title=partial(alert_texts.title, words.gettext),
+        alert_sentence=partial(alert_texts.sentence, words.gettext),
+        evidence_items=partial(alert_texts.evidence_items, words.gettext),
+    )
+    env.globals.update(languages=LANGUAGES, rule_titles=alert_texts.TITLES)
     return env
 
 

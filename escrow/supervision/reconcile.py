@@ -254,7 +254,12 @@ def reconciliation_findings(session: Session) -> list[Finding]:
             str(move["transaction_id"]),
             f"the ledger moved {format_yuan(move['amount_fen'])} yuan through custody cash on {day}"
             f" (ref {move['reference'] or 'none'}) and the bank's statement does not show it",
-            {"statement_date": day.isoformat(), **move},
+            {
+                "statement_date": day.isoformat(),
+                "transaction_id": move["transaction_id"],
+                "amount_fen": move["amount_fen"],
+                "reference": move["reference"],
+            },
         )
         for inst, day, move in session.execute(
             text(

@@ -33,27 +33,16 @@ def money_idle(session: Session, now: datetime, policy: Callable[[UUID], Policy]
     ):
         thresholds = policy(inst).alert_thresholds
         since = (local_date(now) - last).days if last else None
-        idle = f"no class recorded for {since} days" if since is not None else "no class ever recorded"
-        said = (f"{format_yuan(int(held))} yuan held for families, {idle}", {"days": since, "held_fen": int(held)})
+        detail = f"{format_yuan(int(held))} yuan held for families, " + (
+            f"no class recorded for {since} days" if since is not None else "no class ever recorded"
+        )
         if since is None or since >= thresholds["idle_days_red"]:
             findings.append(
-                Finding(
-                    "money_idle_long",
-                    Severity.RED,
-                    inst,
-                    "",
-                    *said,
-                )
+                Finding("money_idle_long", Severity.RED, inst, "", detail, {"days": since, "held_fen": int(held)})
             )
         elif since >= thresholds["idle_days_yellow"]:
             findings.append(
-                Finding(
-                    "money_idle",
-                    Severity.YELLOW,
-                    inst,
-                    "",
-                    *said,
-                )
+                Finding("money_idle", Severity.YELLOW, inst, "", detail, {"days": since, "held_fen": int(held)})
             )
     return findings
 
@@ -94,7 +83,13 @@ def refund_surge(session: Session, now: datetime, policy: Callable[[UUID], Polic
                     "",
                     f"{recent} refund requests in {window} days against {baseline:g} before; refunds took {share}"
                     " of the held funds",
-                    {"requests": recent, "baseline": baseline, "refunded_fen": refunded, "held_fen": held},
+                    {
+                        "requests": recent,
+                        "baseline": baseline,
+                        "refunded_fen": refunded,
+                        "held_fen": held,
+                        "days": window,
+                    },
                 )
             )
     return findings
@@ -208,7 +203,7 @@ def reserve_below(session: Session, now: datetime, policy: Callable[[UUID], Poli
                     "",
                     f"reserve {format_yuan(reserve)} yuan is below the {format_yuan(collected)} yuan collected in"
                     f" {window} months",
-                    {"reserve_fen": reserve, "collected_fen": collected},
+                    {"reserve_fen": reserve, "collected_fen": collected, "months": window},
                 )
             )
     return findings

@@ -254,7 +254,13 @@ def test_refund_surge_by_share_of_held_funds(db: sessionmaker[Session]) -> None:
     calm = build(db, school_holding(12_001))
     hits = found(db, "refund_surge")
     assert surge.id in hits and calm.id not in hits
-    assert hits[surge.id][0].evidence == {"requests": 3, "baseline": 2.0, "refunded_fen": 3_000, "held_fen": 12_000}
+    assert hits[surge.id][0].evidence == {
+        "requests": 3,
+        "baseline": 2.0,
+        "refunded_fen": 3_000,
+        "held_fen": 12_000,
+        "days": 7,
+    }
 
 
 def _with(s: Session, fill: Callable[[School], None], **kwargs: object) -> School:
@@ -362,7 +368,7 @@ def test_reserve_below_three_months_of_collections(db: sessionmaker[Session]) ->
     covered, short = build(db, reserve_school(200_000)), build(db, reserve_school(199_999))
     hits = found(db, "reserve_below_collections")
     assert short.id in hits and covered.id not in hits
-    assert hits[short.id][0].evidence == {"reserve_fen": 199_999, "collected_fen": 200_000}
+    assert hits[short.id][0].evidence == {"reserve_fen": 199_999, "collected_fen": 200_000, "months": 3}
 
 
 def deliver(s: Session, at: School, day: date, *, opening: int, lines: list[tuple[int, str]]) -> None:

@@ -76,8 +76,10 @@ def seed_district(session: Session, *, now: datetime | None = None) -> District:
     dispute_class(session, caller=family, institution_id=district.institutions["A"], class_id=given.id,
                   reason="没有上课", idempotency_key=f"d-{given.id}", now=now)  # fmt: skip
     district.disputed_class = given.id
-    finding = Finding("refund_surge", Severity.RED, district.institutions["A"], "", "refunds surged",
-                      {"refunded_fen": 123_456_78, "baseline_fen": 1_000_00})  # fmt: skip
+    evidence = {"requests": 4, "baseline": 0.5, "refunded_fen": 123_456_78, "held_fen": 50_000_00, "days": 7}
+    finding = Finding("refund_surge", Severity.RED, district.institutions["A"], "",
+                      "4 refund requests in 7 days against 0.5 before; refunds took 71.2% of the held funds",
+                      evidence)  # fmt: skip
     (district.alert,) = raise_alerts(session, [finding], rules=[], now=now, run_id=None)
     create_user(session, name=PEOPLE["zhang"], role=Role.REGULATOR, password=PASSWORD, jurisdictions=[LANSHAN],
                 by=OPERATOR, now=now)  # fmt: skip
