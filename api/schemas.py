@@ -163,7 +163,10 @@ class InstitutionOut(Response):
     supervision_model: SupervisionModel
     custody_bank: str
     custody_account: str
-    status: str
+    status: str = Field(
+        description="active, on_hold, closing (closure began: every family's refund instructed, not yet all paid)"
+        " or closed"
+    )
     created_at: datetime
 
 

@@ -42,7 +42,7 @@ def list_institutions(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     jurisdiction_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
-    status: Annotated[Literal["active", "on_hold", "closed"] | None, Query()] = None,
+    status: Annotated[Literal["active", "on_hold", "closing", "closed"] | None, Query()] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=100, description="part of the name, or the credit code's start")
     ] = None,

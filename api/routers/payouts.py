@@ -144,7 +144,8 @@ def close_institution(
     now: Now,
     response: Response,
 ) -> InstitutionOut:
-    """Close the institution: every family's unconsumed balance is refunded in one operation."""
+    """Close the institution: every family's unconsumed balance is refunded in one operation. It is closing
+    until the bank has executed every family's refund, then closed (at once when no family is owed anything)."""
     institution, replayed = holds.close_institution(
         session, caller=caller, institution_id=institution_id, reason=body.reason, idempotency_key=key, now=now
     )

@@ -290,3 +290,17 @@ def list_classes(
         ClassRecord.institution_id == institution_id, ClassRecord.contract_id == contract_id
     )
     return keyset(session, query, ClassRecord.id, cursor=cursor, limit=limit)
+
+
+def contract_of_class(session: Session, *, caller: Caller, institution_id: UUID, class_id: UUID) -> UUID:
+    """The contract a class was given under, if the caller may see it."""
+    contract_id = session.scalar(
+        select(ClassRecord.contract_id)
+        .join(
+            Contract, (Contract.institution_id == ClassRecord.institution_id) & (Contract.id == ClassRecord.contract_id)
+        )
+        .where(ClassRecord.institution_id == institution_id, ClassRecord.id == class_id, contract_scope(caller))
+    )
+    if contract_id is None:
+        raise NotFound(f"class {class_id} does not exist in this institution or is outside your scope")
+    return contract_id

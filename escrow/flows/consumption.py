@@ -14,14 +14,24 @@ from uuid import UUID
 from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from escrow.access.audit import SYSTEM, note
-from escrow.db.records import ClassRecord, Collection, Contract, Payout, RefundRequest
+from escrow.access.audit import SYSTEM, Actor, note
+from escrow.access.callers import Caller
+from escrow.db.records import ClassRecord, Collection, Contract, Institution, Payout, RefundRequest
 from escrow.ids import new_id
 from escrow.ledger.engine import open_account, post_transaction
 from escrow.ledger.idempotency import IdempotencyKey
 from escrow.ledger.model import AccountKind, Side, account_code, credit, debit
 from escrow.ledger.records import Account
-from escrow.rules.states import HELD_CLASS_STATUSES, ClassStatus, PayoutKind, PayoutStatus, RefundStatus
+from escrow.rules.states import (
+    HELD_CLASS_STATUSES,
+    INSTITUTION,
+    ClassStatus,
+    InstitutionStatus,
+    PayoutKind,
+    PayoutStatus,
+    RefundStatus,
+    move,
+)
 
 LEDGER = "system:ledger"  # the caller of postings the service makes itself, keyed by their cause
 HELD_HOURS = HELD_CLASS_STATUSES  # recorded, not yet confirmed: not refundable, not yet released
@@ -243,3 +253,35 @@ def instruct_refund(session: Session, contract: Contract, amount: int, now: date
         after={"kind": "refund", "contract_id": contract.id, "amount_fen": amount},
     )
     return payout
+
+
+def family_refunds_owed(session: Session, institution_id: UUID) -> int:
+    """Refunds approved and not yet paid to families (every refund_payable account of the institution)."""
+    owed = session.scalar(
+        select(func.coalesce(func.sum(Account.balance), 0)).where(
+            Account.institution_id == institution_id, Account.kind == AccountKind.REFUND_PAYABLE
+        )
+    )
+    return int(owed or 0)
+
+
+def close_once_refunds_paid(session: Session, who: Caller | Actor, institution: Institution, now: datetime) -> bool:
+    """A closing institution whose families are all paid back is closed (on the audit trail); True if it was.
+
+    The caller holds the institution's row lock, so two refunds executed at once cannot both miss the last."""
+    if institution.status != InstitutionStatus.CLOSING or family_refunds_owed(session, institution.id):
+        return False
+    institution.status = move("institution", INSTITUTION, institution.status, "refunds_paid")
+    session.flush()
+    note(
+        session,
+        who,
+        "institution.closed",
+        institution_id=institution.id,
+        object_type="institution",
+        object_id=institution.id,
+        at=now,
+        before={"status": InstitutionStatus.CLOSING},
+        after={"status": InstitutionStatus.CLOSED, "cause": "every family's refund paid"},
+    )
+    return True

@@ -19,7 +19,13 @@ from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page
 from escrow.db.records import ClassRecord, Contract, Guardian, Hold, Institution, Payout, RefundRequest
 from escrow.errors import NotFound
-from escrow.flows.consumption import LEDGER, account_id, refund_remaining, release_ready
+from escrow.flows.consumption import (
+    LEDGER,
+    account_id,
+    close_once_refunds_paid,
+    refund_remaining,
+    release_ready,
+)
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
@@ -152,7 +158,8 @@ def close_institution(
     """Close: void unconfirmed classes, release what was confirmed, refund every family the rest.
 
     Afterwards custody cash equals what the institution is owed (releasable and payouts in flight)
-    plus the refunds on their way to families."""
+    plus the refunds on their way to families; the institution is closing until the bank has paid them
+    all (closed at once when no family is owed anything)."""
 
     def perform() -> Institution:
         institution = _locked_institution(session, caller, institution_id)
@@ -173,14 +180,15 @@ def close_institution(
         note(
             session,
             caller,
-            "institution.closed",
+            "institution.closing",
             institution_id=institution_id,
             object_type="institution",
             object_id=institution_id,
             at=now,
             before={"status": before},
-            after={"status": InstitutionStatus.CLOSED, "reason": reason, "contracts_refunded": len(contracts)},
+            after={"status": InstitutionStatus.CLOSING, "reason": reason, "contracts_refunded": len(contracts)},
         )
+        close_once_refunds_paid(session, caller, institution, now)
         return institution
 
     return run_once(

@@ -16,7 +16,15 @@ from escrow.access.callers import Caller, Role, require_role
 from escrow.db.paging import Page, keyset
 from escrow.db.records import ClassRecord, Contract, Institution, Payout
 from escrow.errors import Conflict, InstitutionOnHold, NotFound
-from escrow.flows.consumption import LEDGER, account_id, instruct_refund, paid_fen, refund_payable_account
+from escrow.flows.consumption import (
+    LEDGER,
+    account_id,
+    close_once_refunds_paid,
+    family_refunds_owed,
+    instruct_refund,
+    paid_fen,
+    refund_payable_account,
+)
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey, run_once
@@ -92,16 +100,12 @@ def settle_closure(
         locked = session.get_one(
             Institution, institution_id, with_for_update={"key_share": True}, populate_existing=True
         )
-        if locked.status != InstitutionStatus.CLOSED:
+        if locked.status not in (InstitutionStatus.CLOSING, InstitutionStatus.CLOSED):
             raise Conflict(f"institution {institution_id} is {locked.status}: only a closed institution is settled")
-        owed = session.scalar(
-            select(func.coalesce(func.sum(Account.balance), 0)).where(
-                Account.institution_id == institution_id, Account.code.like("refund_payable:%")
-            )
-        )
-        if owed:
+        owed = family_refunds_owed(session, institution_id)
+        if owed or locked.status != InstitutionStatus.CLOSED:
             raise Conflict(
-                f"{format_yuan(int(owed))} yuan of refunds are not yet paid to families; "
+                f"{format_yuan(owed)} yuan of refunds are not yet paid to families; "
                 "settle the institution once the bank has executed them"
             )
         payout = _instruct_release(session, institution_id, NATIONAL_DEFAULTS, now, on_request=True)
@@ -252,6 +256,12 @@ def settle_payout(
         )
         if payout is None:
             raise NotFound(f"payout {payout_id} does not exist in this institution")
+        # a refund may be a closing institution's last: refunds executed at once take turns to see it
+        institution = (
+            session.get_one(Institution, institution_id, with_for_update={"key_share": True}, populate_existing=True)
+            if payout.kind == PayoutKind.REFUND
+            else None
+        )
         payout.status = states.move("payout", states.PAYOUT, payout.status, "execute" if executed else "fail")
         payout.settled_at = now
         if executed:
@@ -271,10 +281,9 @@ def settle_payout(
                 | ({"bank_reference": note_text} if executed else {}),
             )
             payout.settle_transaction_id = entry.id
-        if (
-            executed and payout.kind == PayoutKind.REFUND
-        ):  # owed after this one was sent (an upheld dispute): send it now
+        if executed and institution is not None:  # owed after this one was sent (an upheld dispute): send it now
             _instruct_refund_owed(session, payout, now)
+            close_once_refunds_paid(session, caller, institution, now)
         if not executed and payout.kind == PayoutKind.RELEASE:  # the classes wait for the next instruction
             for record in session.scalars(
                 select(ClassRecord).where(

@@ -2,7 +2,9 @@
 
 Each lifecycle is a StrEnum whose values are the strings stored in PostgreSQL (a CHECK on each status
 column allows exactly these; tests/db/test_states_match_database.py holds the two together) and shown
-over HTTP. A hold has no status of its own: it is the institution's active -> on_hold -> active.
+over HTTP. A hold has no status of its own: it is the institution's active -> on_hold -> active. A closure
+moves it to closing (every family's refund instructed) and the bank's execution of the last refund to
+closed (nothing owed to families; what the institution earned is then settled to it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class PayoutKind(StrEnum):
 class InstitutionStatus(StrEnum):
     ACTIVE = "active"
     ON_HOLD = "on_hold"
+    CLOSING = "closing"  # closure began: every family's refund instructed, not yet all executed
     CLOSED = "closed"
 
 
@@ -102,8 +105,9 @@ PAYOUT: Mapping[tuple[PayoutStatus, str], PayoutStatus] = {
 INSTITUTION: Mapping[tuple[InstitutionStatus, str], InstitutionStatus] = {
     (InstitutionStatus.ACTIVE, "hold"): InstitutionStatus.ON_HOLD,
     (InstitutionStatus.ON_HOLD, "lift"): InstitutionStatus.ACTIVE,
-    (InstitutionStatus.ACTIVE, "close"): InstitutionStatus.CLOSED,
-    (InstitutionStatus.ON_HOLD, "close"): InstitutionStatus.CLOSED,
+    (InstitutionStatus.ACTIVE, "close"): InstitutionStatus.CLOSING,
+    (InstitutionStatus.ON_HOLD, "close"): InstitutionStatus.CLOSING,
+    (InstitutionStatus.CLOSING, "refunds_paid"): InstitutionStatus.CLOSED,
 }
 CONTRACT: Mapping[tuple[ContractStatus, str], ContractStatus] = {
     (ContractStatus.ACTIVE, "refund"): ContractStatus.REFUNDED,

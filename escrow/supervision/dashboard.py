@@ -12,12 +12,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from escrow.access.callers import Caller, Role, institution_scope, require_role
 from escrow.db.records import DailyFigure, Institution
 from escrow.rules.calendar import BUSINESS_TZ
+from escrow.rules.states import InstitutionStatus
 from escrow.supervision.reports import aging_of_every_institution
 
 TREND_DAYS = 90
@@ -181,10 +182,11 @@ def open_alert_counts(session: Session, *, caller: Caller) -> list[AlertCount]:
 
 
 def institutions_not_active(session: Session, *, caller: Caller) -> list[Institution]:
-    """Institutions on hold or closed, in the caller's jurisdictions."""
+    """Institutions on hold, closing or closed, in the caller's jurisdictions, in that order."""
     require_role(caller, Role.REGULATOR)
-    query = select(Institution).where(institution_scope(caller), Institution.status != "active")
-    return list(session.scalars(query.order_by(Institution.status, Institution.name)).all())
+    order = case(*((Institution.status == s, n) for n, s in enumerate(InstitutionStatus)), else_=len(InstitutionStatus))
+    query = select(Institution).where(institution_scope(caller), Institution.status != InstitutionStatus.ACTIVE)
+    return list(session.scalars(query.order_by(order, Institution.name, Institution.id)).all())
 
 
 @dataclass(frozen=True, slots=True)

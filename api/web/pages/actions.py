@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
@@ -11,12 +12,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Now
 from api.deps import SessionDep
+from api.web.pages.institutions import contract_context, institution_context
 from api.web.routing import PageRoute
 from api.web.sessions import CsrfDep, PersonDep
 from api.web.templating import render
-from escrow.access.users import add_staff
+from escrow.access.users import SignedIn, add_staff
 from escrow.errors import InvalidRequest
-from escrow.flows.classes import resolve_dispute
+from escrow.flows.classes import contract_of_class, resolve_dispute
 from escrow.flows.holds import close_institution, lift_hold, place_hold, preview_closure
 from escrow.ids import new_id
 from escrow.registry.institutions import visible_institution
@@ -29,9 +31,14 @@ def _back(institution_id: UUID, done: str) -> Response:
     return RedirectResponse(f"/console/institutions/{institution_id}?done={done}", status_code=303)
 
 
-def _refused(request: Request, person: object, institution_id: UUID, action: str, field: str, reason: str) -> Response:
-    context = {"person": person, "institution_id": institution_id, "action": action, "field": field, "reason": reason}
-    return render(request, "action_refused.html", context, 422)
+def _refused(
+    request: Request, session: SessionDep, person: SignedIn, institution_id: UUID, field: str, reason: str
+) -> Response:
+    """The institution's page again, saying beside the field what was wrong; nothing the form began is kept."""
+    session.rollback()
+    return render(
+        request, "institution.html", institution_context(session, person, institution_id, {field: reason}), 422
+    )
 
 
 @router.post("/holds")
@@ -45,7 +52,7 @@ def place_hold_submit(
     reason: Text = "",
 ) -> Response:
     if not reason.strip():
-        return _refused(request, person, institution_id, "hold", "reason", "required")
+        return _refused(request, session, person, institution_id, "hold-reason", "required")
     place_hold(session, caller=person.caller, institution_id=institution_id, reason=reason.strip(), now=now)
     return _back(institution_id, "held")
 
@@ -62,8 +69,10 @@ def lift_hold_submit(
     reason: Text = "",
 ) -> Response:
     if not reason.strip():
-        return _refused(request, person, institution_id, "lift", "reason", "required")
-    lift_hold(session, caller=person.caller, institution_id=institution_id, hold_id=hold_id, reason=reason, now=now)
+        return _refused(request, session, person, institution_id, f"lift-{hold_id}", "required")
+    lift_hold(
+        session, caller=person.caller, institution_id=institution_id, hold_id=hold_id, reason=reason.strip(), now=now
+    )
     return _back(institution_id, "lifted")
 
 
@@ -81,7 +90,8 @@ def resolve_dispute_submit(
     key: Text = "",
 ) -> Response:
     if outcome not in ("uphold", "reject") or not note.strip():
-        return _refused(request, person, institution_id, "dispute", "note" if outcome else "outcome", "required")
+        field = f"note-{class_id}" if outcome in ("uphold", "reject") else f"outcome-{class_id}"
+        return _refused_on_contract(request, session, person, institution_id, class_id, field)
     resolve_dispute(
         session,
         caller=person.caller,
@@ -110,7 +120,7 @@ def add_staff_submit(
         add_staff(session, caller=person.caller, institution_id=institution_id, name=name, password=password, now=now)
     except InvalidRequest as refused:
         field, reason = str(refused.context.get("field", "name")), str(refused.context.get("reason", "invalid"))
-        return _refused(request, person, institution_id, "staff", field, reason)
+        return _refused(request, session, person, institution_id, f"staff-{field}", reason)
     return _back(institution_id, "staff")
 
 
@@ -118,17 +128,22 @@ def add_staff_submit(
 def close_preview_page(
     request: Request, session: SessionDep, person: PersonDep, now: Now, institution_id: UUID
 ) -> Response:
+    return render(request, "close.html", _close_context(session, person, institution_id, now, {}))
+
+
+def _close_context(
+    session: SessionDep, person: SignedIn, institution_id: UUID, now: datetime, errors: dict[str, str]
+) -> dict[str, Any]:
     institution = visible_institution(session, person.caller, institution_id)
     refunds = preview_closure(session, caller=person.caller, institution_id=institution_id, now=now)
-    context = {
+    return {
         "person": person,
         "institution": institution,
         "refunds": refunds,
         "total_fen": sum(r.refund_fen for r in refunds),
         "key": str(new_id()),
-        "errors": {},
+        "errors": errors,
     }
-    return render(request, "close.html", context)
 
 
 @router.post("/close")
@@ -143,8 +158,9 @@ def close_submit(
     key: Text = "",
 ) -> Response:
     if not reason.strip() or not key:
-        return _refused(request, person, institution_id, "close", "reason", "required")
-    close_institution(
+        context = _close_context(session, person, institution_id, now, {"close-reason": "required"})
+        return render(request, "close.html", context, 422)
+    institution, _ = close_institution(
         session,
         caller=person.caller,
         institution_id=institution_id,
@@ -152,4 +168,12 @@ def close_submit(
         idempotency_key=key,
         now=now,
     )
-    return _back(institution_id, "closed")
+    return _back(institution_id, institution.status)
+
+
+def _refused_on_contract(
+    request: Request, session: SessionDep, person: SignedIn, institution_id: UUID, class_id: UUID, field: str
+) -> Response:
+    contract_id = contract_of_class(session, caller=person.caller, institution_id=institution_id, class_id=class_id)
+    context = contract_context(session, person, institution_id, contract_id, {field: "required"})
+    return render(request, "contract.html", context, 422)

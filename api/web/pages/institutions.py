@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -14,18 +15,19 @@ from api.web.sessions import PersonDep
 from api.web.templating import render
 from escrow.access.audit import institution_trail
 from escrow.access.callers import Role, require_role
-from escrow.access.users import list_staff
+from escrow.access.users import SignedIn, list_staff
 from escrow.bank.statements import list_statements
 from escrow.flows.books import institution_balances, list_transactions
 from escrow.flows.classes import list_classes
 from escrow.flows.holds import list_holds
 from escrow.registry.contracts import get_contract
 from escrow.registry.institutions import visible_institution
+from escrow.rules.states import InstitutionStatus
 from escrow.supervision import dashboard, reports
 from escrow.supervision.alerts import list_alerts
 
 router = APIRouter(prefix="/console/institutions", include_in_schema=False, route_class=PageRoute)
-STATUSES = ("active", "on_hold", "closed")
+STATUSES = tuple(InstitutionStatus)
 MODELS = ("custody", "reserve")
 
 
@@ -55,14 +57,22 @@ def institutions_page(
 
 @router.get("/{institution_id}")
 def institution_page(request: Request, session: SessionDep, person: PersonDep, institution_id: UUID) -> Response:
+    return render(request, "institution.html", institution_context(session, person, institution_id))
+
+
+def institution_context(
+    session: SessionDep, person: SignedIn, institution_id: UUID, errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What the institution's page shows (and the forms on it, with what was wrong with a refused one)."""
     caller = person.caller
     require_role(caller, Role.REGULATOR)  # the regulator's console; an institution's desk is its own face
     institution = visible_institution(session, caller, institution_id)
     trend = dashboard.held_by_day(session, caller=caller, institution_id=institution_id)
     trail, chain_break = institution_trail(session, scope=caller, institution_id=institution_id)
-    context = {
+    return {
         "person": person,
         "institution": institution,
+        "errors": errors or {},
         "balances": institution_balances(session, caller=caller, institution_id=institution_id, as_of=None),
         "contracts": reports.held_contracts(
             session, caller=caller, institution_id=institution_id, as_of=None, cursor=None, limit=100
@@ -86,18 +96,29 @@ def institution_page(request: Request, session: SessionDep, person: PersonDep, i
         "chain_break": chain_break,
         "trend": json.dumps({"days": [d.day.isoformat() for d in trend], "held": [d.held_fen for d in trend]}),
     }
-    return render(request, "institution.html", context)
 
 
 @router.get("/{institution_id}/contracts/{contract_id}")
 def contract_page(
     request: Request, session: SessionDep, person: PersonDep, institution_id: UUID, contract_id: UUID
 ) -> Response:
+    return render(request, "contract.html", contract_context(session, person, institution_id, contract_id))
+
+
+def contract_context(
+    session: SessionDep,
+    person: SignedIn,
+    institution_id: UUID,
+    contract_id: UUID,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What a contract's page shows: its classes (a dispute resolved there) and its transactions."""
     caller = person.caller
     require_role(caller, Role.REGULATOR)
     contract = get_contract(session, caller=caller, institution_id=institution_id, contract_id=contract_id)
-    context = {
+    return {
         "person": person,
+        "errors": errors or {},
         "institution": visible_institution(session, caller, institution_id),
         "contract": contract,
         "classes": list_classes(
@@ -107,4 +128,3 @@ def contract_page(
             session, caller=caller, institution_id=institution_id, contract_id=contract_id, cursor=None, limit=100
         ).items,
     }
-    return render(request, "contract.html", context)
