@@ -15,10 +15,10 @@ from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from escrow.access.audit import Actor, note
+from escrow.access.audit import SYSTEM, Actor, note
 from escrow.access.callers import Caller, Role, institution_scope, require_role
 from escrow.db.records import AppUser, Institution, Jurisdiction, WebSession
 from escrow.errors import InvalidRequest, NotFound, Unauthenticated
@@ -175,6 +175,16 @@ def sign_out(session: Session, *, secret: str, now: datetime) -> None:
         .where(WebSession.secret_hash == _hash(secret), WebSession.ended_at.is_(None))
         .values(ended_at=now)
     )
+
+
+def sweep_sessions(session: Session, *, now: datetime) -> int:
+    """Delete the sessions past their expiry (signed out or not): none can sign anyone in again. How many."""
+    swept = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    deleted = int(swept.rowcount)  # type: ignore[attr-defined]
+    if deleted:
+        note(session, SYSTEM, "web_sessions.swept", institution_id=None, object_type="web_session",
+             object_id="expired", at=now, after={"deleted": deleted, "expired_by": now.isoformat()})  # fmt: skip
+    return deleted
 
 
 def change_password(

@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from escrow.access.users import sweep_sessions
 from escrow.db.database import make_sessionmaker
 from escrow.errors import NotFound
 from escrow.flows.classes import deem_classes_confirmed
@@ -91,6 +92,10 @@ JOBS: dict[str, tuple[Job, str]] = {
     "record_daily_figures": (
         lambda session, now, run: record_daily_figures(session, now=now),
         "the dashboard's held funds and flows per institution and day, the last 90 days",
+    ),
+    "sweep_sessions": (
+        lambda session, now, run: {"deleted": sweep_sessions(session, now=now)},
+        "delete the console's sessions past their expiry",
     ),
 }
 
