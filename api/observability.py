@@ -1,8 +1,9 @@
 """One log line and the metrics per request, with a request id the client may send and always gets back.
 
 The line names the route template and the path without its query string (a token or phone sent there
-is never written), the status, the latency and the caller's principal once its token was checked;
-never a header, a query or a body. It replaces uvicorn's access line (escrow/logs.py turns that off).
+is never written), the status, the latency and the caller's principal once its token was checked (or, on
+the console, once its session was: with the person's user id); never a header, a query or a body. It
+replaces uvicorn's access line (escrow/logs.py turns that off).
 """
 
 from __future__ import annotations
@@ -109,4 +110,5 @@ class RequestLog:
             principal=seen.get("principal"),
             role=seen.get("role"),
             token_id=seen.get("token_id"),
+            **({"user_id": seen["user_id"]} if "user_id" in seen else {}),  # a person signed in to the console
         )

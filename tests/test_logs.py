@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2 as httpx
@@ -64,6 +65,40 @@ def test_a_request_is_one_json_line_with_its_id_route_status_latency_and_caller(
     assert second["request_id"] == made.headers["X-Request-ID"]
     assert second["route"] == "/institutions/{institution_id}" and second["status"] == 401
     assert second["principal"] is None
+
+
+def test_a_console_request_line_names_the_signed_in_person_by_principal_and_user_id(
+    engine: Engine, request_log: io.StringIO
+) -> None:
+    """As a bearer token's caller is named: the person's principal, role and user id; never their name,
+    password, session cookie or CSRF token."""
+    from escrow.access.audit import OPERATOR
+    from escrow.access.callers import Role
+    from escrow.access.users import create_user
+    from escrow.db.database import make_sessionmaker
+    from escrow.registry.jurisdictions import add_jurisdiction
+
+    password = "logged-person-password"
+    with make_sessionmaker(engine).begin() as session:
+        add_jurisdiction(session, code="310113", name="Baoshan")
+        user = create_user(session, name="钱进", role=Role.REGULATOR, password=password, jurisdictions=["310113"],
+                           by=OPERATOR, now=datetime.now(UTC)).id  # fmt: skip
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        form = client.get("/console/sign-in")
+        csrf = form.text.split('name="csrf_token" value="')[1].split('"')[0]
+        signed = client.post("/console/sign-in", data={"name": "钱进", "password": password, "csrf_token": csrf})
+        assert signed.status_code == 303
+        assert client.get("/console/dashboard").status_code == 200
+        page = client.get("/console/account").text
+        secrets = {password, "钱进", client.cookies["escrow_session"], csrf,
+                   page.split('name="csrf_token" value="')[1].split('"')[0]}  # fmt: skip
+    before, sign_in, dashboard, account = lines(request_log)[-4:]
+    assert before["route"] == "/console/sign-in" and before["principal"] is None and "user_id" not in before
+    for line in (sign_in, dashboard, account):
+        assert line["principal"] == f"regulator:{user}" and line["role"] == "regulator", line
+        assert line["user_id"] == str(user) and line["token_id"] is None
+    assert dashboard["route"] == "/console/dashboard" and dashboard["status"] == 200
+    assert not [s for s in secrets if s in request_log.getvalue()]
 
 
 @pytest.fixture

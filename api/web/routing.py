@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from api.web.sessions import Cookie, same_token
 from api.web.templating import render
 from escrow import errors
-from escrow.access.users import signed_in
+from escrow.access.users import SignedIn, signed_in
 
 SIGN_IN = "/console/sign-in"
 
@@ -55,6 +55,7 @@ def _guarded(endpoint: Callable[..., Any], methods: set[str]) -> Callable[..., A
                     raise errors.Unauthenticated("sign in first")
                 kwargs["person"] = person = signed_in(session, secret=cookie.secret, now=cookie.now)
                 request.state.person = person
+                name_in_log(request, person)
                 if "csrf" in kwargs and not same_token(kwargs["csrf"], person.csrf_token):
                     raise CsrfRefused("this form has expired or did not come from this site: reload the page")
             response: Response = endpoint(*args, **kwargs)
@@ -69,6 +70,14 @@ def _guarded(endpoint: Callable[..., Any], methods: set[str]) -> Callable[..., A
             return error_page(request, refused)
 
     return handle
+
+
+def name_in_log(request: Request, person: SignedIn) -> None:
+    """The request's log line names the person by principal, role and user id (api/observability.py); never by
+    their name, cookie or password."""
+    line = getattr(request.state, "request_log", None)
+    if line is not None:
+        line.update(principal=person.caller.principal, role=person.caller.role.value, user_id=str(person.user.id))
 
 
 def error_page(request: Request, refused: errors.EscrowError) -> Response:

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Now
 from api.deps import SessionDep
-from api.web.routing import SIGN_IN, PageRoute
+from api.web.routing import SIGN_IN, PageRoute, name_in_log
 from api.web.sessions import (
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
@@ -75,6 +75,7 @@ def sign_in_submit(
         secret, person = sign_in(session, name=name, password=password, now=now)
     except Unauthenticated:
         return _sign_in_page(request, next=next, errors={"password": "wrong"}, name=name, status=401)
+    name_in_log(request, person)
     target = safe_next(next) if next else home_of(person)
     response = RedirectResponse(target if target != "/console" else home_of(person), status_code=303)
     set_cookie(response, request, SESSION_COOKIE, secret, max_age=int(SESSION_LIFETIME.total_seconds()))
