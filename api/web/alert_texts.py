@@ -10,12 +10,14 @@ fails when one of its codes or evidence keys has no words here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from api.web.formats import yuan
 
 Translate = Callable[[str], str]
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def _(message: str) -> str:
@@ -160,12 +162,17 @@ def sentence(translate: Translate, alert: Mapping[str, Any]) -> str | None:
         return None
 
 
-def evidence_items(translate: Translate, evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(label, value) of each figure of the evidence, amounts in yuan."""
+def evidence_items(translate: Translate, alert: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) of each figure of the alert's evidence, amounts in yuan, in the order its sentence names
+    them (the others after)."""
+    evidence = alert.get("evidence") or {}
+    named = PLACEHOLDER.findall(SENTENCES.get(_variant(alert["rule"], evidence), ""))
+    keys = sorted(evidence, key=lambda k: named.index(k) if k in named else len(named))
     items = []
-    for key, value in (evidence or {}).items():
+    for key in keys:
         label = translate(LABELS[key]) if key in LABELS else key
-        items.append((label, f"¥ {shown(key, value)}" if key.endswith("_fen") else shown(key, value)))
+        value = shown(key, evidence[key])
+        items.append((label, f"¥ {value}" if key.endswith("_fen") and value != "—" else value))
     return items
 
 

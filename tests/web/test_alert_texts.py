@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 import escrow
-from api.web.alert_texts import LABELS, SENTENCES, TITLES, evidence_items, sentence, title
+from api.web.alert_texts import LABELS, PLACEHOLDER, SENTENCES, TITLES, evidence_items, sentence, title
 from api.web.templating import translations
 from escrow.supervision.alerts import Finding, Severity, raise_alerts
 from escrow.supervision.checks import LEDGER_RULES
@@ -26,7 +26,6 @@ from tests.web.conftest import sign_in
 from tests.web.district import PEOPLE, District
 
 CORE = Path(escrow.__file__).parent
-PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 FINDING_FIELDS = ("rule", "severity", "institution_id", "subject", "detail", "evidence")
 
 
@@ -101,7 +100,13 @@ def test_an_alert_reads_from_its_evidence_and_falls_back_to_its_english_when_a_f
     assert sentence(chinese, alert) == (
         "7 天内退费申请 4 笔，此前每个同样长的时段平均 0.5 笔；已退费 ¥123,456.78，仍留存 ¥50,000.00"
     )
-    assert ("退款", "¥ 123,456.78") in evidence_items(chinese, evidence)
+    assert evidence_items(chinese, alert) == [
+        ("退费申请数", "4"),
+        ("天数", "7"),
+        ("基线", "0.5"),
+        ("退款", "¥ 123,456.78"),
+        ("为家长留存", "¥ 50,000.00"),
+    ]  # in the order the sentence names them
     assert sentence(chinese, {**alert, "evidence": {"requests": 4}}) is None  # raised before it carried `days`
     never = {"rule": "money_idle_long", "subject": "", "evidence": {"days": None, "held_fen": 100}}
     assert sentence(chinese, never) == "为家长留存 ¥1.00，从未记录过课程"
@@ -111,7 +116,12 @@ def test_an_alert_reads_from_its_evidence_and_falls_back_to_its_english_when_a_f
 def _dashboard_with_an_open_alert(client: TestClient, web_engine: Engine, district: District) -> str:
     """The dashboard while B has an open collection surge (cleared after, as the rule's next run would)."""
     finding = Finding(
-        "collection_surge", Severity.YELLOW, district.institutions["B"], "", "6 collections in 7 days", {}
+        "collection_surge",
+        Severity.YELLOW,
+        district.institutions["B"],
+        "",
+        "6 collections in 7 days against 1 a week before",
+        {"last_7_days": 6, "weekly_baseline": 1.0},
     )
     with sessionmaker(web_engine).begin() as session:
         raise_alerts(session, [finding], rules=[], now=datetime.now(UTC), run_id=None)
@@ -127,7 +137,7 @@ def test_the_alerts_pages_show_rules_sentences_and_evidence_in_chinese_then_engl
 ) -> None:
     sign_in(client, PEOPLE["zhang"])
     alerts = client.get("/console/alerts?state=").text
-    assert "退费激增" in alerts and "退款: ¥ 123,456.78" in alerts and "仍留存 ¥50,000.00" in alerts
+    assert "退费激增" in alerts and "退款：¥ 123,456.78" in alerts and "仍留存 ¥50,000.00" in alerts
     assert '<option value="refund_surge">退费激增</option>' in alerts
     institution = client.get(f"/console/institutions/{district.institutions['A']}").text
     assert "退费激增" in institution and "7 天内退费申请 4 笔" in institution
