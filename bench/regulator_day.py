@@ -15,7 +15,11 @@ evaluate_risks (and seal_audit, whose trail holds the registrations and statemen
 once cold (the jobs match the statements and raise the alerts), then --repeat times more in rounds
 (default 3); a warm figure is the median of those, all reported; the ratio is the warm jobs' total over
 the warm baseline (PostgreSQL runs it with parallel workers; the same aggregate without them is reported
-too, as baseline_serial_s). The jobs run with JIT off (jobs.run_recorded), and so does the baseline. The
+too, as baseline_serial_s). The jobs run with JIT off (jobs.run_recorded), and so does the baseline.
+Then the regulator's console on those books: the record_daily_figures job (timed as the others, not part
+of the day's ratio) keeps the dashboard's figures, `escrow serve` starts, a regulator of the province signs
+in through the form, and the dashboard's and the reports page's time to first byte are taken once cold and
+--repeat times more (bench/_console.py). The
 open alerts must be exactly the planted faults. --keep leaves the database (and the embedded server's
 folder) behind, and --reuse times the day again on it (migrated to head first, kept) without generating;
 --checked loads with every trigger and foreign key on, to prove at a small size that the fast load writes
@@ -39,7 +43,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _province import BANK, IDLE, Province, generate, log
+from _console import console_ttfb
+from _province import BANK, IDLE, JURISDICTION, Province, generate, log
 
 from escrow.access.callers import Caller, Role
 from escrow.bank.formats import ParsedStatement, StatementLine
@@ -120,11 +125,11 @@ def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str
         transactions = conn.execute(text("SELECT count(*) FROM journal_transaction")).scalar_one()
         contracts = conn.execute(text("SELECT count(*) FROM contract")).scalar_one()
         institutions = conn.execute(text("SELECT count(*) FROM institution")).scalar_one()
-    names = ("baseline", "baseline_serial", *JOBS, "seal_audit")
+    names = ("baseline", "baseline_serial", *JOBS, "seal_audit", "record_daily_figures")
     tasks: dict[str, Callable[[], object]] = {
         "baseline": partial(_baseline, engine, serial=False),
         "baseline_serial": partial(_baseline, engine, serial=True),
-        **{n: partial(_job, engine, n, now) for n in (*JOBS, "seal_audit")},
+        **{n: partial(_job, engine, n, now) for n in (*JOBS, "seal_audit", "record_daily_figures")},
     }
     cold: dict[str, float] = {}
     samples: dict[str, list[float]] = {n: [] for n in names}
@@ -140,6 +145,9 @@ def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str
         log(f"  warm round {round_ + 1}: " + ", ".join(f"{n} {samples[n][-1]:.2f} s" for n in names))
     warm = {n: round(statistics.median(samples[n]), 3) for n in names}
     findings = _open_alerts(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    console = console_ttfb(engine, url, jurisdiction=JURISDICTION, now=now, repeat=args.repeat)
+    log("  console: " + ", ".join(f"{p} {c['cold_s']:.2f} s cold, {c['warm_s']} s warm" for p, c in console.items()))
     day_s = sum(warm[j] for j in JOBS)
     return {
         "bench": "regulator_day",
@@ -160,6 +168,10 @@ def run(engine: Engine, args: argparse.Namespace, *, embedded: bool) -> dict[str
         "baseline_serial_s": warm["baseline_serial"],
         "ratio_to_serial_baseline": round(day_s / warm["baseline_serial"], 2),
         "seal_audit_s": warm["seal_audit"],
+        "record_daily_figures_s": warm["record_daily_figures"],
+        "dashboard_ttfb_s": console["/console/dashboard"]["warm_s"],
+        "dashboard_ttfb_cold_s": console["/console/dashboard"]["cold_s"],
+        "console_ttfb": console,
         "cold_s": cold,
         "warm_samples_s": samples,
         "findings": findings,
