@@ -268,7 +268,8 @@ def family_refunds_owed(session: Session, institution_id: UUID) -> int:
 def close_once_refunds_paid(session: Session, who: Caller | Actor, institution: Institution, now: datetime) -> bool:
     """A closing institution whose families are all paid back is closed (on the audit trail); True if it was.
 
-    The caller holds the institution's row lock, so two refunds executed at once cannot both miss the last."""
+    The caller holds the institution's row lock (a closure does, and so does a refund's execution), so a closure
+    and the execution of the last refund in flight cannot both miss that nothing is owed any more."""
     if institution.status != InstitutionStatus.CLOSING or family_refunds_owed(session, institution.id):
         return False
     institution.status = move("institution", INSTITUTION, institution.status, "refunds_paid")

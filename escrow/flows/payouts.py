@@ -256,7 +256,8 @@ def settle_payout(
         )
         if payout is None:
             raise NotFound(f"payout {payout_id} does not exist in this institution")
-        # a refund may be a closing institution's last: refunds executed at once take turns to see it
+        # a refund may be the last one a closing institution owes: its execution and a closure (and other
+        # refunds' executions) take turns on the institution's row, so none misses what the other did
         institution = (
             session.get_one(Institution, institution_id, with_for_update={"key_share": True}, populate_existing=True)
             if payout.kind == PayoutKind.REFUND
