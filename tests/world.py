@@ -132,7 +132,7 @@ def _complaints(session: Session, world: World, now: datetime) -> None:
     users = {
         code: create_user(
             session,
-            name=f"Regulator {code}",
+            name=f"Regulator {code} {new_id().hex[-8:]}",
             role=Role.REGULATOR,
             password="matrix-password",
             jurisdictions=[code],
