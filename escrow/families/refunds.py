@@ -17,6 +17,7 @@ from escrow.families.overview import contract_summary
 from escrow.flows.consumption import refundable_fen
 from escrow.flows.refunds import refund_payouts
 from escrow.registry.contracts import visible_contract
+from escrow.registry.jurisdictions import policy_version
 from escrow.rules.states import ContractStatus, PayoutStatus, RefundStatus
 
 
@@ -32,6 +33,7 @@ class RefundPreview:
     waiting_hours: int
     open_request: RefundRequest | None
     contract_status: ContractStatus
+    respond_working_days: int  # the institution answers within these, or the request is deemed approved
 
     @property
     def reserved_fen(self) -> int:
@@ -62,6 +64,9 @@ def preview_refund(session: Session, *, caller: Caller, institution_id: UUID, co
         waiting_hours=summary.hours_waiting + summary.hours_disputed,
         open_request=open_request,
         contract_status=contract.status,
+        respond_working_days=policy_version(
+            session, jurisdiction_code=contract.policy_jurisdiction, effective_date=contract.policy_effective_date
+        ).refund_response_working_days,
     )
 
 
