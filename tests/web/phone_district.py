@@ -74,7 +74,7 @@ def seed_phone_district(session: Session, *, now: datetime | None = None) -> Pho
                 hours=2,
                 given_on=local_date(now) - timedelta(days=n),
                 now=now,
-            ).id  # fmt: skip
+            ).id
             for n in range(classes)
         ]
     neighbour = Caller(token_id=new_id(), role=Role.PARENT, guardian_phone=NEIGHBOUR)
