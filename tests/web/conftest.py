@@ -59,6 +59,17 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def routes_of(app: Any) -> list[Any]:
+    """Every route of the app, those of included routers too (FastAPI keeps them behind `original_router`)."""
+    found, pending = [], list(app.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)
+        pending.extend(included.routes if included is not None else [])
+        found += [] if included is not None else [route]
+    return found
+
+
 def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> Any:
     page = client.get("/console/sign-in")
     return client.post(
