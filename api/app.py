@@ -20,6 +20,7 @@ from api.routers import (
     alerts,
     batches,
     calendar,
+    complaints,
     consumption,
     contracts,
     institutions,
@@ -30,8 +31,10 @@ from api.routers import (
 )
 from api.routing import HandlerThreadRoute
 from api.throttle import Throttle
+from escrow.access.messages import sender_for
 from escrow.db.database import default_engine, make_sessionmaker
 from escrow.logs import configure_logging
+from escrow.rules.families import SenderKind
 from escrow.settings import Settings, get_settings
 
 # Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
@@ -81,6 +84,8 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.throttle = Throttle(settings.failed_auth_limit)
+    app.state.messages = sender_for(settings)
+    app.state.dev_outbox = settings.message_sender is SenderKind.DEV_OUTBOX  # the outbox page (never in production)
     problems.install(app)
     app.include_router(health.router)
     routers = (
@@ -94,6 +99,7 @@ def create_app(
         reports,
         statements,
         calendar,
+        complaints,
     )
     for module in routers:
         app.include_router(module.router)

@@ -21,6 +21,10 @@ TAGS = [
     {"name": "reports", "description": "Held funds per institution at any instant, their age, the contracts behind."},
     {"name": "bank statements", "description": "The custody bank's daily statements, imported and reconciled."},
     {"name": "calendar", "description": "The official calendar of holidays and make-up workdays, year by year."},
+    {
+        "name": "complaints and evaluations",
+        "description": "Families' complaints to the regulator and their handling; evaluations of classes.",
+    },
 ]
 
 SUMMARIES = {
@@ -78,6 +82,15 @@ SUMMARIES = {
     "import_statements": "Import a bank statement file",
     "list_statements": "List bank statements",
     "get_statement": "Get a bank statement with its lines",
+    "submit_complaint": "Complain about an institution",
+    "list_complaints": "List complaints",
+    "get_complaint": "Get a complaint with its thread",
+    "assign_complaint": "Assign a complaint to a regulator",
+    "reply_to_complaint": "Reply in a complaint's thread",
+    "close_complaint": "Close a complaint",
+    "evaluate_class": "Evaluate a confirmed class",
+    "list_evaluations": "List an institution's evaluations with the average",
+    "preview_refund": "Preview what a refund would pay back",
 }
 
 # answers a route gives besides its decorator's: a replayed import is a 200 with the same body

@@ -203,6 +203,10 @@ def demo(
     typer.echo(
         f"console: http://{host}:{port}/console  sign in as {district.regulator[0]}, password {district.regulator[1]}"
     )
+    typer.echo(
+        f"parent's phone: http://{host}:{port}/m  sign in with {district.parent_phone}; the code appears in the"
+        f" development outbox, http://{host}:{port}/m/dev/outbox"
+    )
     if serve_after:
         _serve(url, host=host, port=port, workers=workers, metrics_port=metrics_port)
 

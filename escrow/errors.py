@@ -119,3 +119,18 @@ class TooManyAttempts(EscrowError):
 class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
     title = "Request body too large"
+
+
+class CodeRequestsExhausted(TooManyAttempts):
+    """Sign-in codes are asked for this phone (or from this client) faster than one may be sent."""
+
+    code = "too_many_code_requests"
+    title = "Too many sign-in codes asked for"
+
+    def __init__(self, retry_after_s: int) -> None:
+        EscrowError.__init__(
+            self,
+            f"a sign-in code was sent a moment ago, or too many this hour; ask again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
+        self.retry_after_s = retry_after_s

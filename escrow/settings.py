@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from escrow.rules.families import SenderKind
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -69,6 +71,14 @@ class Settings(BaseSettings):
         description="serve Prometheus /metrics on this port (a port of its own, not the API's); unset: off",
     )
     metrics_host: str = Field(default="127.0.0.1", description="the address /metrics listens on")
+    message_sender: SenderKind = Field(
+        default=SenderKind.DEV_OUTBOX,
+        description="where messages to people go: dev_outbox (kept for a developer to read at /m/dev/outbox)"
+        " or sms_gateway (posted to ESCROW_SMS_GATEWAY_URL)",
+    )
+    sms_gateway_url: str | None = Field(
+        default=None, description="the SMS gateway's URL, posted {phone, text} as JSON (with sms_gateway)"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -88,6 +98,17 @@ class Settings(BaseSettings):
         if self.environment is Environment.PRODUCTION and not self.database_url:
             raise ValueError(
                 "ESCROW_DATABASE_URL must be set in production: the embedded PostgreSQL is for development"
+            )
+        if self.environment is Environment.PRODUCTION and self.message_sender is SenderKind.DEV_OUTBOX:
+            raise ValueError(
+                "ESCROW_MESSAGE_SENDER must be sms_gateway in production: the development outbox keeps sign-in"
+                " codes readable"
+            )
+        if self.message_sender is SenderKind.SMS_GATEWAY and not (self.sms_gateway_url or "").startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError(
+                "ESCROW_SMS_GATEWAY_URL must be the gateway's http(s) URL with ESCROW_MESSAGE_SENDER=sms_gateway"
             )
         return self
 

@@ -13,11 +13,14 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
+from escrow.access.audit import OPERATOR
 from escrow.access.callers import Caller, Role
 from escrow.access.tokens import issue_token
+from escrow.access.users import create_user
 from escrow.bank.statements import import_statements
 from escrow.db.records import Institution
 from escrow.demo.bank_files import ledger_statements, statements_csv
+from escrow.families.complaints import submit_complaint
 from escrow.flows.classes import confirm_class, dispute_class, record_class
 from escrow.flows.collections import collect
 from escrow.flows.holds import lift_hold, place_hold
@@ -29,6 +32,7 @@ from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction
 from escrow.rules.calendar import BUSINESS_TZ, local_date
+from escrow.rules.families import ComplaintCategory
 from escrow.rules.policy import CourseCategory
 from escrow.supervision.alerts import Finding, Severity, raise_alerts
 from tests.factories import account_number, credit_code, id_number, parent, phone, regulator, school, stand_in_calendar
@@ -55,6 +59,9 @@ class Place:
     alert_id: UUID = field(default_factory=new_id)  # open
     custody_account: str = "6222999999999999"  # no institution's
     statement_id: UUID = field(default_factory=new_id)  # today's, imported by its bank
+    confirmed_class_id: UUID = field(default_factory=new_id)  # confirmed by the family, not evaluated
+    complaint_id: UUID = field(default_factory=new_id)  # submitted by the family
+    assignee_id: UUID = field(default_factory=new_id)  # a regulator (user) of the place's jurisdiction
 
 
 @dataclass
@@ -104,6 +111,7 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
             place.hold_id = hold.id
             world.places[holder if name == "C" else name] = place
     _deliver_statements(session, world, now)
+    _complaints(session, world, now)
     for name in ("A", "B"):
         place = world.places[name]
         (place.alert_id,) = raise_alerts(
@@ -117,6 +125,28 @@ def build_world(session: Session, *, now: datetime | None = None) -> World:
         _, secret = issue_token(session, label=role_name, **caller_kwargs)  # type: ignore[arg-type]
         world.tokens[role_name] = secret
     return world
+
+
+def _complaints(session: Session, world: World, now: datetime) -> None:
+    """Each family complains about its institution; a regulator user of each jurisdiction may take it up."""
+    users = {
+        code: create_user(
+            session,
+            name=f"Regulator {code} {new_id().hex[-8:]}",
+            role=Role.REGULATOR,
+            password="matrix-password",
+            jurisdictions=[code],
+            by=OPERATOR,
+            now=now,
+        ).id
+        for code in (J1, J2)
+    }
+    for place in world.places.values():
+        family = Caller(token_id=new_id(), role=Role.PARENT, guardian_phone=place.guardian_phone)
+        complaint = submit_complaint(session, caller=family, institution_id=place.institution_id,
+                                     category=ComplaintCategory.REFUND, body="no answer", contract_id=None,
+                                     now=now)  # fmt: skip
+        place.complaint_id, place.assignee_id = complaint.id, users[place.jurisdiction]
 
 
 def _deliver_statements(session: Session, world: World, now: datetime) -> None:
@@ -211,6 +241,7 @@ def _contract(
         refund_request_id=request.id,
         payout_id=payout.id,
         hold_id=new_id(),
+        confirmed_class_id=confirmed,
     )
 
 

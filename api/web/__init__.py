@@ -7,6 +7,7 @@ routing.py     PageRoute: every page resolves the signed-in person, checks CSRF 
                404 for what lies outside their scope, in the handler's one thread
 sessions.py    the session cookie and the CSRF token; throttle.py: sign-in attempts per client
 pages/         the console's pages; static/: the console's stylesheet and vendored assets (VERSIONS)
+phone/         the parent's phone (/m), on the same foundation; static/phone: its WeUI-like stylesheet
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.web.pages import account, actions, alerts, dashboard, institutions, reports
+from api.web import phone
+from api.web.pages import account, actions, alerts, complaints, dashboard, institutions, reports
 
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/console/static"
@@ -27,8 +29,11 @@ STATIC_URL = "/console/static"
 def install(app: FastAPI) -> None:
     """Serve the console under /console, its assets from the app itself, and /docs without a CDN."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
-    for module in (account, dashboard, institutions, alerts, actions, reports):
+    app.mount("/m/static", StaticFiles(directory=STATIC / "phone"), name="phone-static")
+    for module in (account, dashboard, institutions, alerts, actions, reports, complaints):
         app.include_router(module.router)
+    for router in phone.ROUTERS:
+        app.include_router(router)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

@@ -26,6 +26,7 @@ from escrow.db.database import make_engine, make_sessionmaker
 from escrow.db.records import Institution, Payout
 from escrow.demo.bank_files import ledger_statements, statements_csv
 from escrow.demo.copies import Identity, copy_institution, next_copy_number
+from escrow.demo.family import seed_demo_family
 from escrow.flows.classes import confirm_class, deem_classes_confirmed, dispute_class, record_class, resolve_dispute
 from escrow.flows.collections import collect
 from escrow.flows.holds import place_hold
@@ -102,6 +103,7 @@ class DemoDistrict:
     contracts: int = 0
     tokens: dict[str, str] = field(default_factory=dict)
     regulator: tuple[str, str] = ("", "")  # the console's demo sign-in: name and password
+    parent_phone: str = ""  # the parent's phone (/m) signs in with this number (escrow/demo/family.py)
 
 
 def seed_demo(
@@ -112,6 +114,7 @@ def seed_demo(
     now: datetime | None = None,
     workers: int = 2,
     progress: Callable[[int], None] = lambda _: None,
+    family: bool = True,
 ) -> DemoDistrict:
     """Seed the district into the database at `url`, institutions in parallel processes;
     `progress(n)` is told as institutions are done. Every twentieth institution and every one behaving badly
@@ -155,6 +158,12 @@ def seed_demo(
     with db.begin() as s:
         district.tokens = _tokens(s, district)
         _demo_regulator(s, now)
+        if family:  # the parent's phone's demo sign-in, at the first institutions (after they were copied)
+            behaving = [i for i in district.institutions if i not in district.bad.values()]
+            made = seed_demo_family(s, institutions=behaving, now=now)
+            district.parent_phone = made.phone
+            district.collected_fen += made.collected_fen
+            district.contracts += made.contracts
     district.regulator = DEMO_REGULATOR
     return district
 

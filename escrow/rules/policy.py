@@ -40,6 +40,10 @@ DEFAULT_ALERT_THRESHOLDS: Mapping[str, int] = {
     "reserve_months": 3,
     "deemed_confirmed_pct": 50,
     "collection_surge_multiple": 3,
+    # complaints are rarer than refunds: a month's window, from several families, against the months before
+    "complaint_surge_days": 30,
+    "complaint_surge_multiple": 3,
+    "complaint_surge_families": 3,
 }
 
 

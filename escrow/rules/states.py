@@ -131,3 +131,27 @@ def move(what: str, table: Mapping[tuple[S, str], S], current: S, event: str) ->
             + (f"; it can take: {', '.join(allowed)}" if allowed else "; it is final")
         )
     return after
+
+
+class ComplaintStatus(StrEnum):
+    SUBMITTED = "submitted"  # with the regulator, not yet taken up by anyone
+    ASSIGNED = "assigned"  # a regulator handles it
+    ANSWERED = "answered"  # the institution or the regulator answered; the family reads it
+    CLOSED = "closed"  # the regulator closed it with a note the family sees
+
+
+# a message from the family keeps a complaint where it is; an answer moves it to answered
+COMPLAINT: Mapping[tuple[ComplaintStatus, str], ComplaintStatus] = {
+    (ComplaintStatus.SUBMITTED, "assign"): ComplaintStatus.ASSIGNED,
+    (ComplaintStatus.ASSIGNED, "assign"): ComplaintStatus.ASSIGNED,
+    (ComplaintStatus.ANSWERED, "assign"): ComplaintStatus.ASSIGNED,
+    (ComplaintStatus.SUBMITTED, "answer"): ComplaintStatus.ANSWERED,
+    (ComplaintStatus.ASSIGNED, "answer"): ComplaintStatus.ANSWERED,
+    (ComplaintStatus.ANSWERED, "answer"): ComplaintStatus.ANSWERED,
+    (ComplaintStatus.SUBMITTED, "follow_up"): ComplaintStatus.SUBMITTED,
+    (ComplaintStatus.ASSIGNED, "follow_up"): ComplaintStatus.ASSIGNED,
+    (ComplaintStatus.ANSWERED, "follow_up"): ComplaintStatus.ANSWERED,
+    (ComplaintStatus.SUBMITTED, "close"): ComplaintStatus.CLOSED,
+    (ComplaintStatus.ASSIGNED, "close"): ComplaintStatus.CLOSED,
+    (ComplaintStatus.ANSWERED, "close"): ComplaintStatus.CLOSED,
+}

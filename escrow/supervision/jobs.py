@@ -19,15 +19,19 @@ from uuid import UUID
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from escrow.access.messages import sender_for
+from escrow.access.parents import sweep_parent_sessions
 from escrow.access.users import sweep_sessions
 from escrow.db.database import make_sessionmaker
 from escrow.errors import NotFound
+from escrow.families.reminders import remind_parents
 from escrow.flows.classes import deem_classes_confirmed
 from escrow.flows.payouts import make_payouts, reinstruct_refunds
 from escrow.flows.refunds import deem_refunds_approved
 from escrow.ids import new_id
 from escrow.logs import get_logger
 from escrow.rules.states import JobOutcome
+from escrow.settings import get_settings
 from escrow.supervision.alerts import raise_alerts
 from escrow.supervision.checks import LEDGER_RULES, audit_findings, ledger_findings
 from escrow.supervision.dashboard import record_daily_figures
@@ -84,6 +88,10 @@ JOBS: dict[str, tuple[Job, str]] = {
         "confirm classes whose parents stayed silent too long",
     ),
     "deem_refunds_approved": (_changed(deem_refunds_approved), "approve refund requests left unanswered too long"),
+    "remind_parents": (
+        lambda session, now, run: remind_parents(session, now=now, sender=sender_for(get_settings())),
+        "tell families of classes waiting for their word, and remind them before silence confirms",
+    ),
     "make_payouts": (_payouts, "instruct releases due under each cadence, and refunds owed"),
     "reconcile": (_reconcile, "match custody bank statements to the ledger's cash movements; breaks are alerts"),
     "check_invariants": (_invariants, "balanced transactions, cached balances, no forbidden negatives, custody"),
@@ -94,8 +102,11 @@ JOBS: dict[str, tuple[Job, str]] = {
         "the dashboard's held funds and flows per institution and day, the last 90 days",
     ),
     "sweep_sessions": (
-        lambda session, now, run: {"deleted": sweep_sessions(session, now=now)},
-        "delete the console's sessions past their expiry",
+        lambda session, now, run: {
+            "deleted": sweep_sessions(session, now=now),
+            "parent_sessions_deleted": sweep_parent_sessions(session, now=now),
+        },
+        "delete the console's and the phones' sessions past their expiry",
     ),
 }
 

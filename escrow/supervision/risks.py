@@ -131,6 +131,44 @@ def collection_surge(session: Session, now: datetime, policy: Callable[[UUID], P
 COLLECTION_SURGE_MINIMUM = 5
 
 
+def complaint_surge(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
+    """In the last `complaint_surge_days`, complaints from at least `complaint_surge_families` families, and
+    `complaint_surge_multiple` times the average of the 3 windows before (one family writing often is not a surge)."""
+    findings = []
+    ids, days = _thresholds(session, policy, "complaint_surge_days")
+    for inst, window, recent, families, before in session.execute(
+        text(
+            "WITH w AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:days AS int[])) AS w(institution_id, days))"
+            " SELECT c.institution_id, w.days,"
+            " count(*) FILTER (WHERE submitted_at > :now - make_interval(days => w.days) AND submitted_at <= :now),"
+            " count(DISTINCT guardian_phone) FILTER (WHERE submitted_at > :now - make_interval(days => w.days)"
+            "  AND submitted_at <= :now),"
+            " count(*) FILTER (WHERE submitted_at > :now - make_interval(days => 4 * w.days)"
+            "  AND submitted_at <= :now - make_interval(days => w.days))"
+            " FROM complaint c JOIN w USING (institution_id) GROUP BY c.institution_id, w.days"
+        ),
+        {"ids": ids, "days": days, "now": now},
+    ):
+        thresholds = policy(inst).alert_thresholds
+        baseline = max(before / 3, 1)
+        if (
+            families >= thresholds["complaint_surge_families"]
+            and recent >= thresholds["complaint_surge_multiple"] * baseline
+        ):
+            findings.append(
+                Finding(
+                    "complaint_surge",
+                    Severity.YELLOW,
+                    inst,
+                    "",
+                    f"{recent} complaints from {families} families in {window} days against {baseline:g} in each"
+                    " window before",
+                    {"complaints": recent, "families": families, "baseline": baseline},
+                )
+            )
+    return findings
+
+
 def deemed_confirmations(session: Session, now: datetime, policy: Callable[[UUID], Policy]) -> list[Finding]:
     """Too many of the classes given in the last 60 days were only deemed confirmed: parents silent, or
     never asked. Classes still inside their confirmation window do not count either way."""
@@ -324,6 +362,7 @@ RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
     "money_idle": (money_idle, ("money_idle", "money_idle_long")),
     "refund_surge": (refund_surge, ("refund_surge",)),
     "collection_surge": (collection_surge, ("collection_surge",)),
+    "complaint_surge": (complaint_surge, ("complaint_surge",)),
     "deemed_confirmations": (deemed_confirmations, ("deemed_confirmations",)),
     "refund_deadline_missed": (refund_deadline_missed, ("refund_deadline_missed",)),
     "reserve_below_collections": (reserve_below, ("reserve_below_collections",)),

@@ -1,7 +1,7 @@
 """An institution whose closure has begun is closing until every family's refund is paid.
 
 Revision ID: 0018_console_rest
-Revises: 0016_console
+Revises: 0017_parents_complaints
 Create Date: 2026-12-02
 
 - institution.status gains 'closing': the closure instructed every family's refund and the bank has not
@@ -12,7 +12,7 @@ Create Date: 2026-12-02
 from alembic import op
 
 revision = "0018_console_rest"
-down_revision = "0016_console"
+down_revision = "0017_parents_complaints"
 branch_labels = None
 depends_on = None
 

@@ -39,10 +39,13 @@ def test_expired_sessions_are_deleted_and_live_ones_kept(db: sessionmaker[Sessio
     assert _sessions(db, user) == 3
     at = T0 + SESSION_LIFETIME + timedelta(hours=1, minutes=30)  # T0 + 9.5 h
     with db.begin() as s:
-        assert run_job(s, name="sweep_sessions", now=at) == {"deleted": 2}
+        assert run_job(s, name="sweep_sessions", now=at) == {"deleted": 2, "parent_sessions_deleted": 0}
     assert _sessions(db, user) == 1
     with db.begin() as s:
-        assert run_job(s, name="sweep_sessions", now=at) == {"deleted": 0}  # again: nothing more
+        assert run_job(s, name="sweep_sessions", now=at) == {
+            "deleted": 0,
+            "parent_sessions_deleted": 0,
+        }  # again: nothing more
         assert signed_in(s, secret=live, now=at).user.id == user
         swept = s.scalar(
             text("SELECT after FROM audit_record WHERE action = 'web_sessions.swept' ORDER BY occurred_at DESC LIMIT 1")
@@ -55,4 +58,4 @@ def test_expired_sessions_are_deleted_and_live_ones_kept(db: sessionmaker[Sessio
 def test_the_sweep_is_scheduled_with_the_other_jobs_and_recorded(engine: Engine) -> None:
     assert "sweep_sessions" in JOBS  # the scheduler runs every job of JOBS, hourly (escrow scheduler)
     done = run_recorded(engine, name="sweep_sessions", now=T0)
-    assert done.outcome == "ok" and set(done.found) == {"deleted"}
+    assert done.outcome == "ok" and set(done.found) == {"deleted", "parent_sessions_deleted"}

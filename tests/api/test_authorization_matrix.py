@@ -102,6 +102,7 @@ CLS = INST_PATH + "/classes/{class_id}"
 DISPUTED = INST_PATH + "/classes/{disputed_class_id}"
 REQ = INST_PATH + "/refund-requests/{request_id}"
 PAY = INST_PATH + "/payouts/{payout_id}"
+COMPLAINT = INST_PATH + "/complaints/{complaint_id}"
 
 TABLE: dict[str, Row] = {
     "list_calendar_years": Row("GET", "/calendar/years", ALL),
@@ -193,6 +194,39 @@ TABLE: dict[str, Row] = {
         filters=True,
     ),
     "list_held_contracts": Row("GET", "/reports" + INST_PATH + "/contracts", frozenset({REG})),
+    "submit_complaint": Row(
+        "POST",
+        INST_PATH + "/complaints",
+        frozenset({PARENT}),
+        lambda _: {"category": "teaching", "body": "classes cancelled"},
+        ok=201,
+        changes=True,
+    ),
+    "list_complaints": Row(
+        "GET",
+        "/complaints",
+        frozenset({REG, INST, PARENT}),
+        query=lambda p: {"institution_id": str(p.institution_id)},
+        filters=True,
+    ),
+    "get_complaint": Row("GET", COMPLAINT, frozenset({REG, INST, PARENT})),
+    "assign_complaint": Row(
+        "POST", COMPLAINT + "/assignment", frozenset({REG}), lambda p: {"assignee_id": str(p.assignee_id)}, changes=True
+    ),
+    "reply_to_complaint": Row(
+        "POST", COMPLAINT + "/messages", frozenset({REG, INST, PARENT}), lambda _: {"body": "b"}, ok=201, changes=True
+    ),
+    "close_complaint": Row("POST", COMPLAINT + "/closure", frozenset({REG}), lambda _: {"note": "n"}, changes=True),
+    "evaluate_class": Row(
+        "POST",
+        INST_PATH + "/classes/{confirmed_class_id}/evaluation",
+        frozenset({PARENT}),
+        lambda _: {"stars": 4},
+        ok=201,
+        changes=True,
+    ),
+    "list_evaluations": Row("GET", INST_PATH + "/evaluations", frozenset({REG, INST})),
+    "preview_refund": Row("GET", K + "/refund-preview", ALL),
     # last: they freeze and close the caller's own institution
     "place_hold": Row("POST", INST_PATH + "/holds", frozenset({REG}), lambda _: {"reason": "r"}, ok=201, changes=True),
     "lift_hold": Row(
@@ -244,6 +278,8 @@ def call(client: TestClient, world: World, role: str, row: Row, place: Place) ->
         hold_id=place.hold_id,
         alert_id=place.alert_id,
         statement_id=place.statement_id,
+        complaint_id=place.complaint_id,
+        confirmed_class_id=place.confirmed_class_id,
     )
     headers = {"Authorization": f"Bearer {world.tokens[TOKEN_OF[role]]}", "Idempotency-Key": f"m-{next(COUNTER)}"}
     body = row.body(place) if row.body else None
@@ -261,6 +297,7 @@ def expected(row: Row, role: str, kind: str) -> int:
 
 def counts(db: sessionmaker[Session]) -> dict[str, int]:
     tables = ["institution", "course", "contract", "collection", "policy_version", "journal_transaction", "posting"]
+    tables += ["complaint", "complaint_message", "evaluation"]
     with db.begin() as s:
         return {t: s.scalar(text(f"SELECT count(*) FROM {t}")) or 0 for t in tables}
 
@@ -279,9 +316,8 @@ def test_outside_scope_is_not_found_and_changes_nothing(setup: tuple[TestClient,
     for (op, row), role, kind in itertools.product(TABLE.items(), sorted(ALL), ["foreign", "random", "peer"]):
         if kind == "peer" and role != PARENT:
             continue
-        if kind == "peer" and not (
-            "{contract_id}" in row.path or "{collection_id}" in row.path or op == "list_contracts"
-        ):
+        family_paths = ("{contract_id}", "{collection_id}", "{complaint_id}", "{confirmed_class_id}")
+        if kind == "peer" and not (any(p in row.path for p in family_paths) or op == "list_contracts"):
             continue  # a peer family shares the institution; only contract routes tell them apart
         response = call(client, world, role, row, target(world, role, kind))
         want = expected(row, role, kind)

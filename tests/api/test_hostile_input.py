@@ -36,6 +36,7 @@ HOSTILE = {
 }
 TABLES = ("institution", "course", "contract", "guardian", "collection", "class_record", "refund_request")
 TABLES += ("payout", "hold", "policy_version", "journal_transaction", "bank_statement", "alert", "audit_record")
+TABLES += ("complaint", "complaint_message", "evaluation", "outbox_message")
 Leaf = tuple[str | int, ...]
 
 
@@ -132,6 +133,8 @@ def call_path(row: Row, place: Place) -> str:
         hold_id=place.hold_id,
         alert_id=place.alert_id,
         statement_id=place.statement_id,
+        complaint_id=place.complaint_id,
+        confirmed_class_id=place.confirmed_class_id,
     )
 
 

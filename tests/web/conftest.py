@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from api.app import create_app
 from api.web.throttle import reset_sign_in_attempts
 from tests.factories import fresh_database
 from tests.web.district import PASSWORD, District, seed_district
+from tests.web.phone_district import PhoneDistrict, seed_phone_district
 
 CHROMIUM = "/usr/bin/chromium"
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
@@ -57,6 +59,17 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def routes_of(app: Any) -> list[Any]:
+    """Every route of the app, those of included routers too (FastAPI keeps them behind `original_router`)."""
+    found, pending = [], list(app.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)
+        pending.extend(included.routes if included is not None else [])
+        found += [] if included is not None else [route]
+    return found
+
+
 def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> Any:
     page = client.get("/console/sign-in")
     return client.post(
@@ -76,10 +89,16 @@ def _install_browser_packages() -> None:
 @pytest.fixture(scope="session")
 def live_server(web_engine: Engine, district: District) -> Iterator[str]:
     """The app served on a free port in a thread, for the browser."""
+    with _served(web_engine) as url:
+        yield url
+
+
+@contextmanager
+def _served(engine: Engine) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(web_engine), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -109,3 +128,30 @@ def page(browser: Any, live_server: str) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+# The parent's phone (branch h20p): a district of its own, since its tests move money
+@pytest.fixture(scope="session")
+def phone_engine(database_url: str) -> Iterator[Engine]:
+    with fresh_database(database_url, "phone") as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def phone_district(phone_engine: Engine) -> PhoneDistrict:
+    with sessionmaker(phone_engine).begin() as session:
+        return seed_phone_district(session)
+
+
+@pytest.fixture
+def phone_client(phone_engine: Engine, phone_district: PhoneDistrict) -> Iterator[TestClient]:
+    reset_sign_in_attempts()
+    with TestClient(create_app(phone_engine), follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def phone_server(phone_engine: Engine, phone_district: PhoneDistrict) -> Iterator[str]:
+    """The app on the phone district, served on a free port in a thread, for the browser."""
+    with _served(phone_engine) as url:
+        yield url

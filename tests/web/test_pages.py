@@ -11,9 +11,11 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from api.web.phone.face import PhoneRoute
 from api.web.routing import PageRoute
 from tests.web.conftest import csrf_of, sign_in
 from tests.web.district import PEOPLE, District
+from tests.web.test_phone_pages import routes_of
 
 
 def test_a_signed_in_session_cookie_is_httponly_and_samesite(client: TestClient) -> None:
@@ -90,6 +92,7 @@ def _pages(district: District) -> dict[str, str]:
         "report_csv": "/console/reports/aging.csv",
         "close_preview": f"/console/institutions/{a}/close",
         "account": "/console/account",
+        "complaints": "/console/complaints",
     }
 
 
@@ -106,13 +109,16 @@ MATRIX = {
     "report_csv": (303, 200, 404),
     "close_preview": (303, 200, 404),
     "account": (303, 200, 200),
+    "complaints": (303, 200, 404),
 }
 
 
 def test_the_authorization_matrix_covers_every_page(web_engine: Engine, district: District) -> None:
     app = create_app(web_engine)
-    page_paths = {r.path for r in app.routes if isinstance(r, PageRoute) and "GET" in r.methods}
+    pages = [r for r in routes_of(app) if isinstance(r, PageRoute) and not isinstance(r, PhoneRoute)]
+    page_paths = {r.path for r in pages if "GET" in r.methods}
     covered = {"/console", "/console/sign-in", "/console/language/{language}"}  # open to all, or a redirect
+    covered |= {"/console/institutions/{institution_id}/complaints/{complaint_id}"}  # tests/web/test_phone_pages.py
     templates = {p.replace(str(district.institutions["A"]), "{institution_id}") for p in _pages(district).values()}
     templates = {p.replace(str(district.contracts["A0"]), "{contract_id}") for p in templates}
     templates |= {"/console/institutions/{institution_id}", "/console/reports/{kind}.{extension}"}

@@ -17,6 +17,8 @@ from escrow.access.audit import institution_trail
 from escrow.access.callers import Role, require_role
 from escrow.access.users import SignedIn, list_staff
 from escrow.bank.statements import list_statements
+from escrow.families.complaints import recent_complaints
+from escrow.families.evaluations import evaluation_summary, recent_evaluations
 from escrow.flows.books import institution_balances, list_transactions
 from escrow.flows.classes import list_classes
 from escrow.flows.holds import list_holds
@@ -92,6 +94,9 @@ def institution_context(
             session, caller=caller, institution_id=institution_id, on=None, cursor=None, limit=30
         ).items,
         "staff": list_staff(session, caller=caller, institution_id=institution_id),
+        "evaluations": evaluation_summary(session, caller=caller, institution_id=institution_id),
+        "comments": recent_evaluations(session, caller=caller, institution_id=institution_id, limit=10),
+        "complaints": recent_complaints(session, caller=caller, institution_id=institution_id, limit=10),
         "trail": trail,
         "chain_break": chain_break,
         "trend": json.dumps({"days": [d.day.isoformat() for d in trend], "held": [d.held_fen for d in trend]}),
