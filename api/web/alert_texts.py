@@ -30,6 +30,7 @@ TITLES: dict[str, str] = {
     "money_idle_long": _("Money idle for long"),
     "refund_surge": _("Refund surge"),
     "collection_surge": _("Collection surge"),
+    "complaint_surge": _("Complaint surge"),
     "deemed_confirmations": _("Classes only deemed confirmed"),
     "refund_deadline_missed": _("Refund deadline missed"),
     "reserve_below_collections": _("Reserve below collections"),
@@ -55,6 +56,10 @@ SENTENCES: dict[str, str] = {
     "refund_surge": _(
         "%(requests)s refund requests in %(days)s days against %(baseline)s in each such window before;"
         " ¥%(refunded_fen)s refunded, ¥%(held_fen)s still held"
+    ),
+    "complaint_surge": _(
+        "%(complaints)s complaints from %(families)s families in %(days)s days against %(baseline)s in each"
+        " such window before"
     ),
     "collection_surge": _("%(last_7_days)s collections in 7 days against %(weekly_baseline)s a week before"),
     "deemed_confirmations": _(
@@ -138,6 +143,8 @@ LABELS: dict[str, str] = {
     "cached_fen": _("Cached balance"),
     "postings_fen": _("Sum of postings"),
     "chain": _("Audit chain"),
+    "complaints": _("Complaints"),
+    "families": _("Families"),
     "position": _("Record"),
     "transaction_id": _("Journal transaction"),
     "ledger_fen": _("Ledger custody cash"),

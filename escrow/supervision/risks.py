@@ -163,7 +163,7 @@ def complaint_surge(session: Session, now: datetime, policy: Callable[[UUID], Po
                     "",
                     f"{recent} complaints from {families} families in {window} days against {baseline:g} in each"
                     " window before",
-                    {"complaints": recent, "families": families, "baseline": baseline},
+                    {"complaints": recent, "families": families, "days": window, "baseline": baseline},
                 )
             )
     return findings
