@@ -33,6 +33,8 @@ def test_version() -> None:
         ("ESCROW_DATABASE_URL", "postgresql://postgres@127.0.0.1:54x2/escrow", "ESCROW_DATABASE_URL"),
         ("ESCROW_LOG_FORMAT", "xml", "ESCROW_LOG_FORMAT"),
         ("ESCROW_ENVIRONMENT", "production", "ESCROW_DATABASE_URL"),
+        ("ESCROW_MESSAGE_SENDER", "sms_gateway", "ESCROW_SMS_GATEWAY_URL"),
+        ("ESCROW_MESSAGE_SENDER", "carrier_pigeon", "ESCROW_MESSAGE_SENDER"),
     ],
 )
 def test_a_wrong_setting_is_one_line_saying_what_to_change(setting: str, value: str, named: str) -> None:
@@ -40,6 +42,13 @@ def test_a_wrong_setting_is_one_line_saying_what_to_change(setting: str, value: 
     assert refused.returncode == 2
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert named in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_production_refuses_the_development_outbox() -> None:
+    refused = escrow(
+        "jobs", "list", ESCROW_ENVIRONMENT="production", ESCROW_DATABASE_URL="postgresql://x@127.0.0.1:9/e"
+    )
+    assert refused.returncode == 2 and "ESCROW_MESSAGE_SENDER must be sms_gateway in production" in refused.stderr
 
 
 def test_an_unreachable_database_is_one_line_without_a_traceback() -> None:

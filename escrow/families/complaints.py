@@ -233,6 +233,13 @@ def close_complaint(
     return _add_message(session, caller, row, _checked(note_text, "note"), "close", sender, now)
 
 
+def _author(caller: Caller) -> str:
+    """Who wrote a message, as the thread shows it to everyone in it: a family by its masked phone."""
+    if caller.role is Role.PARENT and caller.guardian_phone:
+        return f"parent:{mask_phone(caller.guardian_phone)}"
+    return caller.acting
+
+
 def _add_message(
     session: Session, caller: Caller, row: Complaint, body: str, event: str, sender: MessageSender, now: datetime
 ) -> ComplaintMessage:
@@ -246,7 +253,7 @@ def _add_message(
         id=new_id(),
         complaint_id=row.id,
         author_role=AUTHOR_OF[caller.role],
-        author=caller.acting,
+        author=_author(caller),
         body=body,
         created_at=now,
     )

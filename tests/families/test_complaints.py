@@ -26,6 +26,7 @@ from escrow.families.complaints import (
 from escrow.ids import new_id
 from escrow.registry.jurisdictions import add_jurisdiction
 from escrow.rules.families import ComplaintCategory
+from escrow.rules.identity import mask_phone
 from tests.factories import JURISDICTION, regulator, school
 from tests.families.family import Family, a_family
 
@@ -75,6 +76,7 @@ def test_a_complaint_goes_to_the_regulator_and_back(db: sessionmaker[Session]) -
             ("regulator", "The refund was approved today."),
         ]
         assert view.assignee_name is not None and view.guardian_phone == family.phone
+        assert view.messages[1].author == f"parent:{mask_phone(family.phone)}"  # the staff never see the number
         texts = [m.body for m in outbox_for(s, recipient=family.phone)]
         assert len(texts) == 2 and all("Sunshine Maths" in t for t in texts)  # the answer and the closing
         assert "已办结" in texts[0] and "新的回复" in texts[1]
