@@ -56,7 +56,7 @@ def group(db: sessionmaker[Session]) -> Group:
                 unit_price_fen=10_000,
                 guide_price_fen=None,
                 today=today,
-            ).id  # fmt: skip
+            ).id
             for name in ("Piano", "Go")
         ]
 
