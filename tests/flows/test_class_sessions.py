@@ -37,6 +37,11 @@ class Group:
 
 @pytest.fixture
 def group(db: sessionmaker[Session]) -> Group:
+    return make_group(db)
+
+
+def make_group(db: sessionmaker[Session]) -> Group:
+    """A school of its own: two non-subject courses, three students of the first and one of the second."""
     now = datetime.now(UTC)
     today = local_date(now)
     with db.begin() as s:
