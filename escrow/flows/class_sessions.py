@@ -8,18 +8,19 @@ The whole session is one idempotent request: the same key and students again ret
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from escrow.access.audit import all_or_nothing
 from escrow.access.callers import Caller, Role, require_role
 from escrow.db.records import ClassRecord, Contract, Course
-from escrow.errors import Conflict, EscrowError, InvalidRequest, NotFound, PolicyViolation
+from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.flows.classes import record_class
 from escrow.flows.consumption import hours_used, total_hours
 from escrow.ledger.idempotency import IdempotencyKey, run_once
@@ -30,7 +31,6 @@ from escrow.rules.policy import backdate_problem
 from escrow.rules.states import ContractStatus
 
 MAX_STUDENTS = 200  # a lecture hall, not a school
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +186,7 @@ def record_class_session(
         day = _session_day(session, caller, institution_id, given_on, now)
         return _record_each(session, caller, institution_id, course_id, day, hours, chosen, now)
 
-    return _all_or_nothing(
+    return all_or_nothing(
         session,
         lambda: run_once(
             session,
@@ -198,21 +198,6 @@ def record_class_session(
             recall=lambda stored: _recalled(session, institution_id, course_id, hours, stored),
         ),
     )
-
-
-def _all_or_nothing(session: Session, action: Callable[[], T]) -> T:
-    """Run `action` in a savepoint: refused, it leaves nothing behind (rows, key or audit notes), even for
-    a caller that catches the refusal and goes on to commit."""
-    notes = list(session.info.get("audit", []))
-    savepoint = session.begin_nested()
-    try:
-        result = action()
-    except EscrowError:
-        savepoint.rollback()
-        session.info["audit"] = notes
-        raise
-    savepoint.commit()
-    return result
 
 
 def _record_each(

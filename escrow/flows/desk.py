@@ -233,3 +233,24 @@ def contract_row(session: Session, *, caller: Caller, institution_id: UUID, cont
     """One contract at a glance (None: not the institution's)."""
     rows = desk_contracts(session, caller=caller, institution_id=institution_id, contract_id=contract_id, limit=1)
     return rows[0] if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentCollection:
+    collection: Collection
+    student_name: str
+
+
+def recent_collections(
+    session: Session, *, caller: Caller, institution_id: UUID, limit: int = 20
+) -> list[RecentCollection]:
+    """The collections registered last, newest first, with whose they are."""
+    own_institution(session, caller, institution_id)
+    rows = session.execute(
+        select(Collection, Contract.student_name)
+        .join(Contract, _contract_of(Collection.institution_id, Collection.contract_id))
+        .where(Collection.institution_id == institution_id)
+        .order_by(Collection.created_at.desc(), Collection.id.desc())
+        .limit(limit)
+    ).all()
+    return [RecentCollection(collection, name) for collection, name in rows]
