@@ -4,7 +4,8 @@ templating.py  one Jinja2 environment per language (gettext catalogs in locale/)
 routing.py     PageRoute: every page resolves the signed-in person, checks CSRF on posts, and answers
                404 for what lies outside their scope, in the handler's one thread
 sessions.py    the session cookie and the CSRF token; throttle.py: sign-in attempts per client
-pages/         the console's pages; static/: the console's stylesheet and vendored assets (VERSIONS)
+pages/         the console's pages; desk/: the institution's desk (under /desk)
+static/        the console's and the desk's stylesheets and the vendored assets (VERSIONS)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.web.desk import classes, collections, contracts, home, money, statements
 from api.web.pages import account, actions, alerts, dashboard, institutions, reports
 
 STATIC = Path(__file__).parent / "static"
@@ -23,9 +25,11 @@ STATIC_URL = "/console/static"
 
 
 def install(app: FastAPI) -> None:
-    """Serve the console under /console, its assets from the app itself, and /docs without a CDN."""
+    """Serve the console under /console, the desk under /desk, assets from the app itself, /docs without a CDN."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
     for module in (account, dashboard, institutions, alerts, actions, reports):
+        app.include_router(module.router)
+    for module in (home, contracts, collections, classes, money, statements):  # the desk
         app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -272,3 +272,11 @@ def _recalled(
     ).all()
     by_id = {row.id: row for row in rows}
     return ClassSession(course_id, date.fromisoformat(stored["day"]), hours, [by_id[i] for i in ids])
+
+
+def class_days(session: Session, *, caller: Caller, institution_id: UUID, now: datetime) -> tuple[date, date]:
+    """The days a class may be recorded on today, by the policy in force: (the earliest, today)."""
+    institution = own_institution(session, caller, institution_id)
+    today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
+    policy, _ = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
+    return today - timedelta(days=policy.max_class_backdate_days), today

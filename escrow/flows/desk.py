@@ -87,6 +87,12 @@ def desk_agenda(session: Session, *, caller: Caller, institution_id: UUID, now: 
     )
 
 
+def desk_today(session: Session, *, caller: Caller, institution_id: UUID, now: datetime) -> date:
+    """The institution's business date (Beijing time for every Chinese region)."""
+    institution = own_institution(session, caller, institution_id)
+    return jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
+
+
 def open_refunds(session: Session, *, caller: Caller, institution_id: UUID) -> list[OpenRefund]:
     """Refund requests awaiting the institution's answer, the nearest deadline first."""
     own_institution(session, caller, institution_id)
