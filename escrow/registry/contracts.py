@@ -150,12 +150,12 @@ def check_terms(
     course_id: UUID,
     hours_bought: int,
     bonus_hours: int,
-    term_start: date,
-    term_end: date,
+    term_start: date | None,
+    term_end: date | None,
     now: datetime,
 ) -> TermsCheck:
     """Judge a contract's terms by the policy in force today, writing nothing: what `sign_contract`
-    checks, for a form that tells the person as they fill it in."""
+    checks, for a form that tells the person as they fill it in (the term's rules once both dates are given)."""
     institution = own_institution(session, caller, institution_id)
     course = session.get(Course, (institution_id, course_id))
     if course is None:
@@ -163,7 +163,10 @@ def check_terms(
     today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
     policy, effective = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
     price = course.unit_price_fen * hours_bought
-    problems = term_checks(policy, term_start=term_start, term_end=term_end, today=today)
+    if term_start is None or term_end is None:  # a one-day term breaks no rule of the term: the others are judged
+        problems, term_start, term_end = [], today, today
+    else:
+        problems = term_checks(policy, term_start=term_start, term_end=term_end, today=today)
     problems += cap_checks(
         policy,
         category=CourseCategory(course.category),

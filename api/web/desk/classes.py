@@ -171,8 +171,10 @@ def _page(
 def _roster(
     session: Session, person: SignedIn, choice: dict[str, str], errors: dict[str, str], _: Translate, now: datetime
 ) -> Roster | None:
+    """The course's students on the day, each with what stands in the way of a class of at least one hour
+    (the session's hours are checked on submit, student by student)."""
     course = to_uuid(choice["course"])
-    if course is None or {"day", "hours", "course"} & set(_choice_errors(choice, _)):
+    if course is None or {"day", "course"} & set(_choice_errors(choice, _)):
         return None
     try:
         return class_roster(
@@ -181,7 +183,7 @@ def _roster(
             institution_id=institution_of(person),
             course_id=course,
             on=date.fromisoformat(choice["day"]),
-            hours=int(choice["hours"]),
+            hours=1,
             now=now,
         )
     except NotFound:

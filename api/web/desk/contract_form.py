@@ -56,8 +56,8 @@ class Draft:
 
     @property
     def terms_readable(self) -> bool:
-        """Enough to judge by the policy: a course, the hours and both dates."""
-        return None not in (self.course_id, self.hours_bought, self.bonus_hours, self.term_start, self.term_end)
+        """Enough to judge by the policy: a course and the hours (the term's rules once both dates are given)."""
+        return None not in (self.course_id, self.hours_bought, self.bonus_hours)
 
 
 def read_draft(form: Mapping[str, str], _: Translate, *, complete: bool) -> tuple[Draft, dict[str, str]]:

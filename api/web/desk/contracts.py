@@ -113,9 +113,10 @@ def _terms(
     session: Session, person: SignedIn, draft: Draft, errors: dict[str, str], _: Translate, now: Any
 ) -> TermsCheck | None:
     """The policy's judgement of the terms once they can be read; its problems join `errors` beside their fields."""
-    if not draft.terms_readable or {"course_id", "hours_bought", "bonus_hours", "term_start", "term_end"} & set(errors):
+    if not draft.terms_readable or {"course_id", "hours_bought", "bonus_hours"} & set(errors):
         return None
-    assert draft.course_id and draft.term_start and draft.term_end, "readable terms"
+    dated = not {"term_start", "term_end"} & set(errors)  # a date mistyped: the term's rules wait for it
+    assert draft.course_id is not None, "readable terms"
     try:
         terms = check_terms(
             session,
@@ -124,8 +125,8 @@ def _terms(
             course_id=draft.course_id,
             hours_bought=draft.hours_bought or 0,
             bonus_hours=draft.bonus_hours or 0,
-            term_start=draft.term_start,
-            term_end=draft.term_end,
+            term_start=draft.term_start if dated else None,
+            term_end=draft.term_end if dated else None,
             now=now,
         )
     except NotFound:
