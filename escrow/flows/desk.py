@@ -14,12 +14,22 @@ from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from escrow.access.callers import Caller
-from escrow.db.records import BankStatement, ClassRecord, Collection, Contract, Course, Guardian, Payout, RefundRequest
+from escrow.db.records import (
+    BankStatement,
+    ClassRecord,
+    Collection,
+    Contract,
+    Course,
+    Guardian,
+    Institution,
+    Payout,
+    RefundRequest,
+)
 from escrow.flows.consumption import refundable_fen
 from escrow.ledger.records import Account
 from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import own_institution
-from escrow.rules.calendar import BUSINESS_TZ
+from escrow.rules.calendar import BUSINESS_TZ, local_day_start
 from escrow.rules.identity import mask_phone
 from escrow.rules.states import HELD_CLASS_STATUSES, ClassStatus, PayoutKind, PayoutStatus, RefundStatus
 
@@ -42,7 +52,7 @@ class WaitingClass:
 
 @dataclass(frozen=True, slots=True)
 class StatementDue:
-    day: date  # the latest day whose statement is due by now
+    day: date | None  # the latest day whose statement is due by now (None: none yet, the books being newer)
     arrived: bool
     latest: date | None  # the newest statement the bank delivered
 
@@ -74,7 +84,7 @@ def desk_agenda(session: Session, *, caller: Caller, institution_id: UUID, now: 
         classes=[WaitingClass(r, n) for r, n in session.execute(pending.order_by(ClassRecord.confirm_by).limit(shown))],
         classes_waiting=session.scalar(select(func.count()).select_from(pending.subquery())) or 0,
         disputes=[WaitingClass(r, n) for r, n in session.execute(_classes(institution_id, ClassStatus.DISPUTED))],
-        statement=_statement_due(session, institution_id, now),
+        statement=_statement_due(session, institution, now),
         payouts_in_flight=list(
             session.scalars(
                 select(Payout)
@@ -141,17 +151,16 @@ def _paid(session: Session, institution_id: UUID) -> dict[str, int]:
     return {str(kind): int(total) for kind, total in rows}
 
 
-def _statement_due(session: Session, institution_id: UUID, now: datetime) -> StatementDue:
+def _statement_due(session: Session, institution: Institution, now: datetime) -> StatementDue:
+    """Day T's statement is due by T+1 09:00 Beijing time, once the institution had books on T (as the
+    statement_missing rule has it)."""
     local = now.astimezone(BUSINESS_TZ)
     due = local.date() - timedelta(days=1 if local.hour >= STATEMENT_DUE_HOUR else 2)
-    latest = session.scalar(
-        select(func.max(BankStatement.statement_date)).where(BankStatement.institution_id == institution_id)
-    )
-    arrived = session.scalar(
-        select(BankStatement.id).where(
-            BankStatement.institution_id == institution_id, BankStatement.statement_date == due
-        )
-    )
+    of_institution = BankStatement.institution_id == institution.id
+    latest = session.scalar(select(func.max(BankStatement.statement_date)).where(of_institution))
+    if institution.created_at >= local_day_start(due + timedelta(days=1)):
+        return StatementDue(None, False, latest)
+    arrived = session.scalar(select(BankStatement.id).where(of_institution, BankStatement.statement_date == due))
     return StatementDue(due, arrived is not None, latest)
 
 

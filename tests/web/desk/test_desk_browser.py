@@ -192,6 +192,7 @@ def _pages(desk: Desk, engine: Engine) -> dict[str, str]:
         "contract_new": "/desk/contracts/new",
         "contract": f"/desk/contracts/{desk.contracts['张小华']}",
         "collections": "/desk/collections",
+        "collections_refused": "/desk/collections",
         "classes": f"/desk/classes?course={desk.piano}",
         "refunds": "/desk/refunds",
         "payouts": "/desk/payouts",
@@ -211,6 +212,13 @@ def _filled_in(page: Any, desk: Desk) -> None:
     page.wait_for_selector("#msg-hours_bought .error")
 
 
+def _refused_file(page: Any, desk: Desk) -> None:
+    """A file checked with a bad line: the lines named, nothing kept."""
+    page.set_input_files("#file", files=[_csv(f"{desk.contracts['张小华']},李小红,500,SHOT-1", "x,,abc,SHOT 2")])
+    page.click("text=检查文件")
+    page.wait_for_selector("#line-problems")
+
+
 def test_every_desk_page_passes_axe_and_is_photographed(
     browser: Any, live_server: str, web_engine: Engine, desk: Desk
 ) -> None:
@@ -226,6 +234,8 @@ def test_every_desk_page_passes_axe_and_is_photographed(
             page.wait_for_load_state("networkidle")
             if name == "contract_new":
                 _filled_in(page, desk)
+            if name == "collections_refused":
+                _refused_file(page, desk)
             page.screenshot(path=str(SCREENSHOTS / f"desk-{name}-{label}.png"), full_page=True)
             found[f"{name}-{label}"] = [f"{v['impact']} {v['id']}: {v['nodes'][0]['target']}" for v in
                                         axe.run(page).response["violations"]]  # fmt: skip
