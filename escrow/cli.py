@@ -203,6 +203,10 @@ def demo(
     typer.echo(
         f"console: http://{host}:{port}/console  sign in as {district.regulator[0]}, password {district.regulator[1]}"
     )
+    typer.echo(
+        f"desk:    http://{host}:{port}/desk  sign in as {district.desk[0]}, password {district.desk[1]}"
+        " (the first institution's accountant)"
+    )
     if serve_after:
         _serve(url, host=host, port=port, workers=workers, metrics_port=metrics_port)
 
