@@ -101,7 +101,9 @@ def create_app(
         app.include_router(module.router)
     web.install(app)
     # body limits, the token before the body, strict JSON (api/bodies.py)
-    app.add_middleware(BodyGuard, routes=[route for module in routers for route in module.router.routes])
+    app.add_middleware(
+        BodyGuard, routes=[route for module in routers for route in module.router.routes] + web.guarded_routes()
+    )
     app.add_middleware(observability.RequestLog)  # added last, so outermost: refusals by the guard are logged too
     check_routes(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

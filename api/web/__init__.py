@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from api.web.desk import classes, collections, contracts, home, money, statements
 from api.web.pages import account, actions, alerts, dashboard, institutions, reports
@@ -24,12 +25,20 @@ STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/console/static"
 
 
+DESK = (home, contracts, collections, classes, money, statements)
+
+
+def guarded_routes() -> list[BaseRoute]:
+    """The pages whose bodies the API's guard limits too (api/bodies.py): the desk's, which take a file."""
+    return [route for module in DESK for route in module.router.routes]
+
+
 def install(app: FastAPI) -> None:
     """Serve the console under /console, the desk under /desk, assets from the app itself, /docs without a CDN."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
     for module in (account, dashboard, institutions, alerts, actions, reports):
         app.include_router(module.router)
-    for module in (home, contracts, collections, classes, money, statements):  # the desk
+    for module in DESK:
         app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)

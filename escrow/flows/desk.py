@@ -6,6 +6,7 @@ come from the books' rows (accounts, payouts), so they equal what the ledger say
 
 from __future__ import annotations
 
+from collections.abc import Collection as Collection_
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import UUID
@@ -122,7 +123,7 @@ def answered_refunds(session: Session, *, caller: Caller, institution_id: UUID, 
         select(RefundRequest, Contract.student_name)
         .join(Contract, _contract_of(RefundRequest.institution_id, RefundRequest.contract_id))
         .where(RefundRequest.institution_id == institution_id, RefundRequest.status != RefundStatus.OPEN)
-        .order_by(RefundRequest.decided_at.desc(), RefundRequest.id.desc())
+        .order_by(RefundRequest.decided_at.desc().nulls_last(), RefundRequest.id.desc())
         .limit(limit)
     ).all()
     return [OpenRefund(request, name, request.amount_fen or 0) for request, name in rows]
@@ -193,11 +194,11 @@ def desk_contracts(
     search: str = "",
     status: str | None = None,
     to_collect: bool = False,
-    contract_id: UUID | None = None,
+    contract_ids: Collection_[UUID] | None = None,
     limit: int = LISTED,
 ) -> list[ContractRow]:
     """The institution's contracts by student name, narrowed by a search of the student's or guardian's name
-    or the guardian's phone (its end), by status, or to those with something left to collect."""
+    or the guardian's phone (its end), by status, to those with something left to collect, or to some ids."""
     own_institution(session, caller, institution_id)
     collected = (
         select(func.coalesce(func.sum(Collection.amount_fen), 0))
@@ -233,8 +234,8 @@ def desk_contracts(
         )
     if status is not None:
         query = query.where(Contract.status == status)
-    if contract_id is not None:
-        query = query.where(Contract.id == contract_id)
+    if contract_ids is not None:
+        query = query.where(Contract.id.in_(list(contract_ids)))
     if to_collect:
         query = query.where(Contract.status == "active", collected < Contract.price_fen)
     rows = session.execute(query.order_by(Contract.student_name, Contract.id).limit(limit)).all()
@@ -246,7 +247,7 @@ def desk_contracts(
 
 def contract_row(session: Session, *, caller: Caller, institution_id: UUID, contract_id: UUID) -> ContractRow | None:
     """One contract at a glance (None: not the institution's)."""
-    rows = desk_contracts(session, caller=caller, institution_id=institution_id, contract_id=contract_id, limit=1)
+    rows = desk_contracts(session, caller=caller, institution_id=institution_id, contract_ids=[contract_id], limit=1)
     return rows[0] if rows else None
 
 

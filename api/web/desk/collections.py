@@ -196,7 +196,10 @@ def upload_submit(
 def _own_contracts(
     session: Session, person: SignedIn, lines: list[collection_file.Line], _: Translate
 ) -> list[collection_file.LineProblem]:
-    rows = desk_contracts(session, caller=person.caller, institution_id=institution_of(person), limit=MAX_ITEMS)
+    wanted = {line.contract_id for line in lines}
+    rows = desk_contracts(
+        session, caller=person.caller, institution_id=institution_of(person), contract_ids=wanted, limit=MAX_ITEMS
+    )
     students = {row.contract.id: row.contract.student_name for row in rows}
     return collection_file.student_problems(lines, students, _)
 

@@ -23,7 +23,7 @@ from escrow.db.records import Course
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.flows.classes import list_classes
 from escrow.flows.collections import list_collections
-from escrow.flows.desk import contract_row, desk_contracts
+from escrow.flows.desk import LISTED, contract_row, desk_contracts
 from escrow.flows.refunds import list_refund_requests
 from escrow.registry.contracts import TermsCheck, check_terms, sign_contract
 from escrow.registry.courses import list_courses
@@ -41,7 +41,7 @@ def contracts_page(request: Request, session: SessionDep, person: PersonDep, q: 
         search=q,
         status=status if status in STATUSES else None,
     )
-    context = {"rows": rows, "filters": {"q": q, "status": status}, "statuses": STATUSES}
+    context = {"rows": rows, "filters": {"q": q, "status": status}, "statuses": STATUSES, "listed": LISTED}
     return desk_page(request, session, person, "desk/contracts.html", context)
 
 

@@ -309,3 +309,10 @@ def test_a_payout_is_requested_and_followed(accountant: TestClient, desk: Desk, 
     assert twice.status_code == 303 and twice.headers["location"] == requested.headers["location"]
     nothing = accountant.post("/desk/payouts", data=form_of(shown.text.split('id="payout-form"')[1]))
     assert nothing.status_code == 422 and "自上次结算以来没有新的可结算款项" in nothing.text
+
+
+def test_a_file_too_large_is_refused_before_it_is_read(accountant: TestClient, desk: Desk) -> None:
+    large = _upload(accountant, b"contract_id,amount,bank_reference\n" + b"x" * 600_000, "check")
+    assert large.status_code == 422 and "文件超过 512 KB" in large.text
+    huge = _upload(accountant, b"x" * 1_200_000, "check")
+    assert huge.status_code == 413  # over the desk's body limit: the guard refuses it unread (api/bodies.py)
