@@ -168,12 +168,8 @@ def record_class_session(
     require_role(caller, Role.INSTITUTION)
     if caller.institution_id != institution_id:
         raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
-    if not 1 <= len(contract_ids) <= MAX_STUDENTS:
-        raise InvalidRequest(f"a class session has 1 to {MAX_STUDENTS} students, not {len(contract_ids)}")
-    if len(set(contract_ids)) != len(contract_ids):
-        raise InvalidRequest("a student appears more than once in the session; name each contract once")
+    chosen = _students(contract_ids)
     _course(session, institution_id, course_id)
-    chosen = sorted(contract_ids)  # locked in one order: two sessions sharing students queue, never deadlock
     request = {
         "operation": "record_class_session",
         "course_id": str(course_id),
@@ -200,6 +196,15 @@ def record_class_session(
     )
 
 
+def _students(contract_ids: Sequence[UUID]) -> list[UUID]:
+    """The session's contracts in one order, so two sessions sharing students queue on them, never deadlock."""
+    if not 1 <= len(contract_ids) <= MAX_STUDENTS:
+        raise InvalidRequest(f"a class session has 1 to {MAX_STUDENTS} students, not {len(contract_ids)}")
+    if len(set(contract_ids)) != len(contract_ids):
+        raise InvalidRequest("a student appears more than once in the session; name each contract once")
+    return sorted(contract_ids)
+
+
 def _record_each(
     session: Session,
     caller: Caller,
@@ -210,42 +215,36 @@ def _record_each(
     chosen: list[UUID],
     now: datetime,
 ) -> ClassSession:
-    known = {
-        c.id: c
-        for c in session.scalars(
-            select(Contract).where(Contract.institution_id == institution_id, Contract.id.in_(chosen))
-        )
-    }
+    """Each student's class as `record_class` records it; any refused, the session is refused with them all."""
+    query = select(Contract).where(Contract.institution_id == institution_id, Contract.id.in_(chosen))
+    known = {c.id: c for c in session.scalars(query)}
     recorded, refusals = [], []
     for contract_id in chosen:
         contract = known.get(contract_id)
-        if contract is None:
-            refusals.append(
-                Refusal(contract_id, "", "not_found", "the contract does not exist or is outside your scope")
-            )
-            continue
-        if contract.course_id != course_id:
-            refusals.append(Refusal(contract_id, contract.student_name, "other_course", "a contract of another course"))
-            continue
-        try:
-            recorded.append(
-                record_class(
-                    session,
-                    caller=caller,
-                    institution_id=institution_id,
-                    contract_id=contract_id,
-                    hours=hours,
-                    given_on=day,
-                    now=now,
-                )
-            )
-        except (Conflict, InvalidRequest) as refused:
-            left = total_hours(contract) - hours_used(session, contract)
-            code = _refusal_code(contract, day, hours, left) or "refused"
-            refusals.append(Refusal(contract_id, contract.student_name, code, refused.detail))
+        refusal = _not_of_course(contract_id, contract, course_id)
+        if refusal is None and contract is not None:
+            try:
+                recorded.append(
+                    record_class(session, caller=caller, institution_id=institution_id, contract_id=contract_id,
+                                 hours=hours, given_on=day, now=now)
+                )  # fmt: skip
+            except (Conflict, InvalidRequest) as refused:
+                left = total_hours(contract) - hours_used(session, contract)
+                code = _refusal_code(contract, day, hours, left) or "refused"
+                refusal = Refusal(contract_id, contract.student_name, code, refused.detail)
+        if refusal is not None:
+            refusals.append(refusal)
     if refusals:
         raise ClassSessionRefused(refusals)
     return ClassSession(course_id, day, hours, recorded)
+
+
+def _not_of_course(contract_id: UUID, contract: Contract | None, course_id: UUID) -> Refusal | None:
+    if contract is None:
+        return Refusal(contract_id, "", "not_found", "the contract does not exist or is outside your scope")
+    if contract.course_id != course_id:
+        return Refusal(contract_id, contract.student_name, "other_course", "a contract of another course")
+    return None
 
 
 def _session_day(session: Session, caller: Caller, institution_id: UUID, given_on: date | None, now: datetime) -> date:

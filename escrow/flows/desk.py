@@ -32,7 +32,14 @@ from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import own_institution
 from escrow.rules.calendar import BUSINESS_TZ, local_day_start
 from escrow.rules.identity import mask_phone
-from escrow.rules.states import HELD_CLASS_STATUSES, ClassStatus, PayoutKind, PayoutStatus, RefundStatus
+from escrow.rules.states import (
+    HELD_CLASS_STATUSES,
+    ClassStatus,
+    ContractStatus,
+    PayoutKind,
+    PayoutStatus,
+    RefundStatus,
+)
 
 STATEMENT_DUE_HOUR = 9  # day T's statement is due by T+1 09:00 Beijing time (the statement_missing rule)
 LISTED = 200  # rows a desk list shows at once; a search narrows it
@@ -186,6 +193,29 @@ class ContractRow:
         return self.contract.hours_bought + self.contract.bonus_hours - self.hours_used
 
 
+# per contract: what was collected, and the hours recorded and not returned (pending, disputed or confirmed)
+_COLLECTED = (
+    select(func.coalesce(func.sum(Collection.amount_fen), 0))
+    .where(Collection.institution_id == Contract.institution_id, Collection.contract_id == Contract.id)
+    .scalar_subquery()
+)
+_USED = (
+    select(func.coalesce(func.sum(ClassRecord.hours), 0))
+    .where(
+        ClassRecord.institution_id == Contract.institution_id,
+        ClassRecord.contract_id == Contract.id,
+        ClassRecord.status.in_((*HELD_CLASS_STATUSES, ClassStatus.CONFIRMED)),
+    )
+    .scalar_subquery()
+)
+_ROWS = (
+    select(Contract, Course.name, Guardian.name, Guardian.phone, Account.balance, _COLLECTED, _USED)
+    .join(Course, (Course.institution_id == Contract.institution_id) & (Course.id == Contract.course_id))
+    .join(Guardian, Guardian.id == Contract.guardian_id)
+    .join(Account, (Account.institution_id == Contract.institution_id) & (Account.id == Contract.prepaid_account_id))
+)
+
+
 def desk_contracts(
     session: Session,
     *,
@@ -200,49 +230,29 @@ def desk_contracts(
     """The institution's contracts by student name, narrowed by a search of the student's or guardian's name
     or the guardian's phone (its end), by status, to those with something left to collect, or to some ids."""
     own_institution(session, caller, institution_id)
-    collected = (
-        select(func.coalesce(func.sum(Collection.amount_fen), 0))
-        .where(Collection.institution_id == Contract.institution_id, Collection.contract_id == Contract.id)
-        .scalar_subquery()
-    )
-    used = (
-        select(func.coalesce(func.sum(ClassRecord.hours), 0))
-        .where(
-            ClassRecord.institution_id == Contract.institution_id,
-            ClassRecord.contract_id == Contract.id,
-            ClassRecord.status.in_((*HELD_CLASS_STATUSES, ClassStatus.CONFIRMED)),
-        )
-        .scalar_subquery()
-    )
-    query = (
-        select(Contract, Course.name, Guardian.name, Guardian.phone, Account.balance, collected, used)
-        .join(Course, (Course.institution_id == Contract.institution_id) & (Course.id == Contract.course_id))
-        .join(Guardian, Guardian.id == Contract.guardian_id)
-        .join(
-            Account, (Account.institution_id == Contract.institution_id) & (Account.id == Contract.prepaid_account_id)
-        )
-        .where(Contract.institution_id == institution_id)
-    )
+    query = _ROWS.where(Contract.institution_id == institution_id)
     if search.strip():
-        text = search.strip()
-        query = query.where(
-            or_(
-                Contract.student_name.icontains(text, autoescape=True),
-                Guardian.name.icontains(text, autoescape=True),
-                Guardian.phone.endswith(text, autoescape=True) if text.isdigit() and len(text) >= 4 else false(),
-            )
-        )
+        query = query.where(_found(search.strip()))
     if status is not None:
         query = query.where(Contract.status == status)
     if contract_ids is not None:
         query = query.where(Contract.id.in_(list(contract_ids)))
     if to_collect:
-        query = query.where(Contract.status == "active", collected < Contract.price_fen)
+        query = query.where(Contract.status == ContractStatus.ACTIVE, Contract.price_fen > _COLLECTED)
     rows = session.execute(query.order_by(Contract.student_name, Contract.id).limit(limit)).all()
     return [
         ContractRow(contract, course, guardian, mask_phone(phone), int(held or 0), int(paid), int(hours))
         for contract, course, guardian, phone, held, paid, hours in rows
     ]
+
+
+def _found(text: str) -> ColumnElement[bool]:
+    """The student's or guardian's name holds the text, or the guardian's phone ends with it (4 digits or more)."""
+    return or_(
+        Contract.student_name.icontains(text, autoescape=True),
+        Guardian.name.icontains(text, autoescape=True),
+        Guardian.phone.endswith(text, autoescape=True) if text.isdigit() and len(text) >= 4 else false(),
+    )
 
 
 def contract_row(session: Session, *, caller: Caller, institution_id: UUID, contract_id: UUID) -> ContractRow | None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import Now
 from api.deps import SessionDep
-from api.web.desk.common import desk_page, institution_of, new_key, translator
+from api.web.desk.common import Translate, desk_page, institution_of, new_key, translator
 from api.web.routing import PageRoute
 from api.web.sessions import CsrfDep, PersonDep
 from escrow.access.audit import all_or_nothing
@@ -74,16 +74,10 @@ def answer_refund_submit(
 ) -> Response:
     """Approve (a note kept if given) or refuse (a reason required, which the family sees)."""
     _ = translator(request)
-    reason = reason.strip()
-    field = f"reason-{request_id}"
-    if answer not in ("approve", "reject"):
-        return _refunds(request, session, person, now, errors={field: _("Approve or refuse.")}, status=422)
-    if answer == "reject" and not reason:
-        errors = {field: _("Give the family the reason for refusing.")}
-        return _refunds(request, session, person, now, errors=errors, status=422)
-    if len(reason) > MAX_REASON:
-        errors = {field: _("A reason has at most %(n)s characters.") % {"n": MAX_REASON}}
-        return _refunds(request, session, person, now, errors=errors, status=422)
+    reason, field = reason.strip(), f"reason-{request_id}"
+    problem = _answer_problem(answer, reason, _)
+    if problem:
+        return _refunds(request, session, person, now, errors={field: problem}, status=422)
     try:
         all_or_nothing(
             session,
@@ -106,6 +100,16 @@ def answer_refund_submit(
         return _refunds(request, session, person, now, errors=errors, status=422)
     done = "approved" if answer == "approve" else "rejected"
     return RedirectResponse(f"/desk/refunds?done={done}#refund-{request_id}", status_code=303)
+
+
+def _answer_problem(answer: str, reason: str, _: Translate) -> str | None:
+    if answer not in ("approve", "reject"):
+        return _("Approve or refuse.")
+    if answer == "reject" and not reason:
+        return _("Give the family the reason for refusing.")
+    if len(reason) > MAX_REASON:
+        return _("A reason has at most %(n)s characters.") % {"n": MAX_REASON}
+    return None
 
 
 @router.get("/payouts")

@@ -316,3 +316,11 @@ def test_a_file_too_large_is_refused_before_it_is_read(accountant: TestClient, d
     assert large.status_code == 422 and "文件超过 512 KB" in large.text
     huge = _upload(accountant, b"x" * 1_200_000, "check")
     assert huge.status_code == 413  # over the desk's body limit: the guard refuses it unread (api/bodies.py)
+
+
+def test_english_is_a_switch_away(accountant: TestClient) -> None:
+    switched = accountant.get("/console/language/en?next=/desk")
+    assert switched.headers["location"] == "/desk"
+    page = accountant.get("/desk")
+    assert "<h1>Desk</h1>" in page.text and "Refund requests to answer" in page.text
+    accountant.get("/console/language/zh_CN?next=/desk")
