@@ -3,6 +3,7 @@ refusal named, and idempotent against a double submit."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -182,3 +183,30 @@ def test_the_roster_says_who_can_take_the_class(db: sessionmaker[Session], group
     assert lines["王三"].hours_left == 1 and lines["王三"].refusal == "hours_left"
     assert lines["王三"].last_given_on == roster.day and lines["王一"].last_given_on is None
     assert lines["王一"].refusal is None and lines["王一"].hours_left == 10
+
+
+def test_two_sessions_racing_for_a_students_last_hours_record_one(db: sessionmaker[Session], group: Group) -> None:
+    """王三 has 2 hours left; two teachers record a 2-hour session with them at once: one is kept, whole."""
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def teacher(key: str, others: list[UUID]) -> None:
+        start.wait()
+        try:
+            with db.begin() as s:
+                _session(s, group, [group.contracts[2], *others], key)
+            outcomes[key] = "recorded"
+        except ClassSessionRefused as refused:
+            outcomes[key] = ",".join(r.code for r in refused.refusals)
+
+    threads = [
+        threading.Thread(target=teacher, args=("race-1", [group.contracts[0]])),
+        threading.Thread(target=teacher, args=("race-2", [group.contracts[1]])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["hours_left", "recorded"]
+    with db.begin() as s:
+        assert _classes(s, group) == 2  # the winner's two students; the loser's other student went with it
