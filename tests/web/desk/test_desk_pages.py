@@ -241,9 +241,10 @@ def test_a_file_with_one_bad_line_names_it_and_keeps_nothing(
     malformed = _upload(accountant, _csv(f"{a},钱二,2000,FILE-1,", "not-a-contract,,x,FILE 3,"), "check")
     rows = malformed.text.split('id="line-problems"')[1]
     assert all(f"<code>{f}</code>" in rows for f in ("student", "contract_id", "amount", "bank_reference"))
-    good = _csv(f"{a},钱一,2000,FILE-1,2026-12-01 10:30", f"{b},钱二,2000,FILE-2,")
-    checked = _upload(accountant, good, "check")
+    dated = _csv(f"{a},钱一,2000,FILE-1,2026-12-01 10:30", f"{b},钱二,2000,FILE-2,")
+    checked = _upload(accountant, dated, "check")
     assert checked.status_code == 200 and 'data-result="checked"' in checked.text
+    good = _csv(f"{a},钱一,2000,FILE-1,", f"{b},钱二,2000,FILE-2,")  # kept now: the district's kept figures hold
     assert _count(web_engine, "collection", desk) == before  # a check keeps nothing
     kept = _upload(accountant, good, "register")
     assert 'data-result="registered"' in kept.text and "已登记 2 笔收费，共 4,000.00 元" in kept.text
