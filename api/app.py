@@ -20,6 +20,7 @@ from api.routers import (
     alerts,
     batches,
     calendar,
+    class_sessions,
     complaints,
     consumption,
     contracts,
@@ -94,6 +95,7 @@ def create_app(
         contracts,
         batches,
         consumption,
+        class_sessions,
         payouts,
         alerts,
         reports,
@@ -105,7 +107,9 @@ def create_app(
         app.include_router(module.router)
     web.install(app)
     # body limits, the token before the body, strict JSON (api/bodies.py)
-    app.add_middleware(BodyGuard, routes=[route for module in routers for route in module.router.routes])
+    app.add_middleware(
+        BodyGuard, routes=[route for module in routers for route in module.router.routes] + web.guarded_routes()
+    )
     app.add_middleware(observability.RequestLog)  # added last, so outermost: refusals by the guard are logged too
     check_routes(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -57,6 +57,7 @@ SUMMARIES = {
     "get_transaction": "Get a transaction",
     "import_collections": "Register up to 1,000 collections at once",
     "record_class": "Record a class",
+    "record_class_session": "Record a class for a group of students at once",
     "list_classes": "List a contract's classes",
     "confirm_class": "Confirm a class",
     "dispute_class": "Dispute a class",

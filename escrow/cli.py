@@ -204,7 +204,11 @@ def demo(
         f"console: http://{host}:{port}/console  sign in as {district.regulator[0]}, password {district.regulator[1]}"
     )
     typer.echo(
-        f"parent's phone: http://{host}:{port}/m  sign in with {district.parent_phone}; the code appears in the"
+        f"desk:    http://{host}:{port}/desk  sign in as {district.desk[0]}, password {district.desk[1]}"
+        " (the first institution's accountant)"
+    )
+    typer.echo(
+        f"parent:  http://{host}:{port}/m  sign in with {district.parent_phone}; the code appears in the"
         f" development outbox, http://{host}:{port}/m/dev/outbox"
     )
     if serve_after:

@@ -6,8 +6,9 @@ formats.py     amounts in yuan and instants in Beijing time; alert_texts.py: rul
 routing.py     PageRoute: every page resolves the signed-in person, checks CSRF on posts, and answers
                404 for what lies outside their scope, in the handler's one thread
 sessions.py    the session cookie and the CSRF token; throttle.py: sign-in attempts per client
-pages/         the console's pages; static/: the console's stylesheet and vendored assets (VERSIONS)
+pages/         the console's pages; desk/: the institution's desk (under /desk)
 phone/         the parent's phone (/m), on the same foundation; static/phone: its WeUI-like stylesheet
+static/        the console's and the desk's stylesheets and the vendored assets (VERSIONS)
 """
 
 from __future__ import annotations
@@ -18,22 +19,34 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from api.web import phone
+from api.web.desk import classes, collections, contracts, home, money, statements
 from api.web.pages import account, actions, alerts, complaints, dashboard, institutions, reports
 
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/console/static"
 
 
+DESK = (home, contracts, collections, classes, money, statements)
+
+
+def guarded_routes() -> list[BaseRoute]:
+    """The pages whose bodies the API's guard limits too (api/bodies.py): the desk's, which take a file."""
+    return [route for module in DESK for route in module.router.routes]
+
+
 def install(app: FastAPI) -> None:
-    """Serve the console under /console, its assets from the app itself, and /docs without a CDN."""
+    """Serve the console under /console, the desk under /desk, assets from the app itself, /docs without a CDN."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
     app.mount("/m/static", StaticFiles(directory=STATIC / "phone"), name="phone-static")
     for module in (account, dashboard, institutions, alerts, actions, reports, complaints):
         app.include_router(module.router)
     for router in phone.ROUTERS:
         app.include_router(router)
+    for module in DESK:
+        app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from sqlalchemy import event, select, text
@@ -20,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from escrow.access.callers import Caller, institution_scope
 from escrow.db.records import Institution
-from escrow.errors import NotFound
+from escrow.errors import EscrowError, NotFound
 
+T = TypeVar("T")
 DISTRICT = UUID(int=0)  # the chain of acts that belong to no one institution (tokens, jurisdictions)
 GENESIS = "0" * 64
 
@@ -67,6 +69,32 @@ def note(
             "after": _plain(after),
         }
     )
+
+
+def all_or_nothing(session: Session, action: Callable[[], T]) -> T:
+    """Run `action` in a savepoint: refused (an EscrowError), it leaves nothing behind, its audit notes
+    included, even for a caller that catches the refusal and goes on to commit (a page showing a form again)."""
+    notes = list(session.info.get("audit", []))
+    savepoint = session.begin_nested()
+    try:
+        result = action()
+    except EscrowError:
+        savepoint.rollback()
+        session.info["audit"] = notes
+        raise
+    savepoint.commit()
+    return result
+
+
+def rehearsed(session: Session, action: Callable[[], T]) -> T:
+    """Run `action` and undo it whatever happens, notes included: what it would do, or why it would be refused."""
+    notes = list(session.info.get("audit", []))
+    savepoint = session.begin_nested()
+    try:
+        return action()
+    finally:
+        savepoint.rollback()
+        session.info["audit"] = notes
 
 
 def _plain(values: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -46,6 +46,7 @@ from escrow.supervision.jobs import JOBS, run_recorded
 JURISDICTION = "310104"
 BANK = "demo_bank"
 DEMO_REGULATOR = ("张敏", "demo-regulator-pass")  # the console's demo sign-in, printed by `escrow demo`
+DEMO_DESK = ("李会计", "demo-desk-pass")  # the first institution's accountant: the desk's demo sign-in
 SUBJECTS = ["Maths", "English", "Chinese", "Physics", "Chemistry"]
 ARTS = ["Piano", "Painting", "Go", "Swimming", "Robotics", "Dance"]
 SURNAMES = [
@@ -104,6 +105,7 @@ class DemoDistrict:
     tokens: dict[str, str] = field(default_factory=dict)
     regulator: tuple[str, str] = ("", "")  # the console's demo sign-in: name and password
     parent_phone: str = ""  # the parent's phone (/m) signs in with this number (escrow/demo/family.py)
+    desk: tuple[str, str] = ("", "")  # the first institution's desk: name and password
 
 
 def seed_demo(
@@ -164,7 +166,8 @@ def seed_demo(
             district.parent_phone = made.phone
             district.collected_fen += made.collected_fen
             district.contracts += made.contracts
-    district.regulator = DEMO_REGULATOR
+        _demo_desk(s, district.institutions[0], now)
+    district.regulator, district.desk = DEMO_REGULATOR, DEMO_DESK
     return district
 
 
@@ -488,6 +491,17 @@ def _demo_regulator(s: Session, now: datetime) -> None:
     if s.scalar(select(AppUser.id).where(AppUser.name == DEMO_REGULATOR[0])) is None:
         create_user(s, name=DEMO_REGULATOR[0], role=Role.REGULATOR, password=DEMO_REGULATOR[1],
                     jurisdictions=[JURISDICTION], by=OPERATOR, now=now)  # fmt: skip
+
+
+def _demo_desk(s: Session, institution_id: UUID, now: datetime) -> None:
+    """The desk's demo sign-in, the first institution's accountant, made once per database like the console's."""
+    from sqlalchemy import select
+
+    from escrow.db.records import AppUser
+
+    if s.scalar(select(AppUser.id).where(AppUser.name == DEMO_DESK[0])) is None:
+        create_user(s, name=DEMO_DESK[0], role=Role.INSTITUTION, password=DEMO_DESK[1], institution_id=institution_id,
+                    by=OPERATOR, now=now)  # fmt: skip
 
 
 def _credit_code(rng: random.Random) -> str:

@@ -4,9 +4,11 @@ collections.py  a family's payment: custody cash up, prepaid up
 batches.py      collections in bulk, all or nothing per batch
 consumption.py  what a confirmed class releases and what a refund returns (shared by the flows)
 classes.py      classes recorded, confirmed, disputed or deemed; release follows
+class_sessions.py  a class for a group of students at once (each as classes.py records it), all or none
 refunds.py      refund requests, answered or deemed approved
 payouts.py      releasable money instructed to the institution, executed or failed by the bank;
                 a closed institution's final settlement
 holds.py        regulator holds (recalling instructions in flight) and closure with its bulk refund
 books.py        what the books say, per institution and contract, now or as of an instant
+desk.py         what an institution's desk reads: deadlines, what was paid out, its contracts at a glance
 """

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from escrow.access.audit import note
 from escrow.access.callers import Caller, contract_scope, sees_personal_data
 from escrow.db.paging import Page, keyset
-from escrow.db.records import Collection, Contract, Course, Guardian
+from escrow.db.records import Collection, Contract, Course, Guardian, Institution
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.ids import new_id
 from escrow.ledger.engine import open_account
@@ -22,7 +22,7 @@ from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import own_institution, visible_institution
 from escrow.registry.jurisdictions import policy_in_force
 from escrow.rules.identity import id_number_problem, mask_id_number, mask_phone
-from escrow.rules.policy import CourseCategory, cap_problems, term_problems
+from escrow.rules.policy import CourseCategory, Policy, PolicyProblem, cap_checks, term_checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,27 +63,22 @@ def sign_contract(
     now: datetime,
 ) -> ContractView:
     """Sign a contract under the policy in force today; refused with every cap it would break."""
-    institution = own_institution(session, caller, institution_id)
-    course = session.get(Course, (institution_id, course_id))
-    if course is None:
-        raise NotFound(f"course {course_id} does not exist in this institution")
-    if term_end < term_start:
-        raise InvalidRequest("term_end is before term_start")
-    today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
-    policy, effective = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
-    price = course.unit_price_fen * hours_bought
-    problems = term_problems(policy, term_start=term_start, term_end=term_end, today=today)
-    problems += cap_problems(
-        policy,
-        category=CourseCategory(course.category),
+    terms = check_terms(
+        session,
+        caller=caller,
+        institution_id=institution_id,
+        course_id=course_id,
         hours_bought=hours_bought,
         bonus_hours=bonus_hours,
         term_start=term_start,
         term_end=term_end,
-        amount_fen=price,
+        now=now,
     )
-    if problems:
-        raise PolicyViolation(problems)
+    if term_end < term_start:
+        raise InvalidRequest("term_end is before term_start")
+    if terms.problems:
+        raise PolicyViolation([problem.detail for problem in terms.problems])
+    institution, course, price, effective = terms.institution, terms.course, terms.price_fen, terms.effective
     holder = _guardian(session, institution_id, guardian)
     contract_id = new_id()
     account = open_account(
@@ -133,6 +128,55 @@ def sign_contract(
         },
     )
     return _view(session, caller, row, holder)
+
+
+@dataclass(frozen=True, slots=True)
+class TermsCheck:
+    """What signing some terms today would cost, and every rule of the policy in force they break."""
+
+    institution: Institution
+    course: Course
+    policy: Policy
+    effective: date | None  # the policy version's date (None: the national defaults)
+    price_fen: int
+    problems: list[PolicyProblem]
+
+
+def check_terms(
+    session: Session,
+    *,
+    caller: Caller,
+    institution_id: UUID,
+    course_id: UUID,
+    hours_bought: int,
+    bonus_hours: int,
+    term_start: date | None,
+    term_end: date | None,
+    now: datetime,
+) -> TermsCheck:
+    """Judge a contract's terms by the policy in force today, writing nothing: what `sign_contract`
+    checks, for a form that tells the person as they fill it in (the term's rules once both dates are given)."""
+    institution = own_institution(session, caller, institution_id)
+    course = session.get(Course, (institution_id, course_id))
+    if course is None:
+        raise NotFound(f"course {course_id} does not exist in this institution")
+    today = jurisdiction_today(session, jurisdiction_code=institution.jurisdiction_code, now=now)
+    policy, effective = policy_in_force(session, jurisdiction_code=institution.jurisdiction_code, on=today)
+    price = course.unit_price_fen * hours_bought
+    if term_start is None or term_end is None:  # a one-day term breaks no rule of the term: the others are judged
+        problems, term_start, term_end = [], today, today
+    else:
+        problems = term_checks(policy, term_start=term_start, term_end=term_end, today=today)
+    problems += cap_checks(
+        policy,
+        category=CourseCategory(course.category),
+        hours_bought=hours_bought,
+        bonus_hours=bonus_hours,
+        term_start=term_start,
+        term_end=term_end,
+        amount_fen=price,
+    )
+    return TermsCheck(institution, course, policy, effective, price, problems)
 
 
 def visible_contract(

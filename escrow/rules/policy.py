@@ -97,6 +97,66 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One rule a contract or collection breaks: the field it concerns, a stable code, the figures a page
+    needs to say it in the reader's language, and the sentence the API gives."""
+
+    field: str  # hours | term_start | term_end | amount
+    code: str
+    values: Mapping[str, int | str]
+    detail: str
+
+
+def cap_checks(
+    policy: Policy,
+    *,
+    category: CourseCategory,
+    hours_bought: int,
+    bonus_hours: int,
+    term_start: date,
+    term_end: date,
+    amount_fen: int,
+) -> list[PolicyProblem]:
+    """Every cap a single collection of `amount_fen` for this contract would break."""
+    problems = []
+    hours = hours_bought + bonus_hours
+    if hours > policy.max_hours:
+        problems.append(
+            PolicyProblem(
+                "hours",
+                "hours_over_cap",
+                {"hours": hours, "bought": hours_bought, "bonus": bonus_hours, "max_hours": policy.max_hours},
+                f"{hours} class hours ({hours_bought} bought + {bonus_hours} bonus) exceed the cap of "
+                f"{policy.max_hours} hours per collection",
+            )
+        )
+    try:
+        latest_end = add_months(term_start, policy.max_months) - timedelta(days=1)
+    except ValueError:  # past the year 9999: no cap to break, and term_problems refuses so far ahead
+        latest_end = date.max
+    if term_end > latest_end:
+        problems.append(
+            PolicyProblem(
+                "term_end",
+                "term_over_cap",
+                {"max_months": policy.max_months, "latest_end": latest_end.isoformat()},
+                f"the term {term_start.isoformat()} to {term_end.isoformat()} exceeds {policy.max_months} months; "
+                f"it may end on {latest_end.isoformat()} at the latest",
+            )
+        )
+    if category is CourseCategory.NON_SUBJECT and amount_fen > policy.max_non_subject_fen:
+        problems.append(
+            PolicyProblem(
+                "amount",
+                "amount_over_cap",
+                {"amount_fen": amount_fen, "max_fen": policy.max_non_subject_fen},
+                f"{amount_fen} fen exceeds the non-subject cap of {policy.max_non_subject_fen} fen per collection",
+            )
+        )
+    return problems
+
+
 def cap_problems(
     policy: Policy,
     *,
@@ -107,47 +167,60 @@ def cap_problems(
     term_end: date,
     amount_fen: int,
 ) -> list[str]:
-    """Every cap a single collection of `amount_fen` for this contract would break."""
-    problems = []
-    hours = hours_bought + bonus_hours
-    if hours > policy.max_hours:
-        problems.append(
-            f"{hours} class hours ({hours_bought} bought + {bonus_hours} bonus) exceed the cap of "
-            f"{policy.max_hours} hours per collection"
-        )
-    try:
-        latest_end = add_months(term_start, policy.max_months) - timedelta(days=1)
-    except ValueError:  # past the year 9999: no cap to break, and term_problems refuses so far ahead
-        latest_end = date.max
-    if term_end > latest_end:
-        problems.append(
-            f"the term {term_start.isoformat()} to {term_end.isoformat()} exceeds {policy.max_months} months; "
-            f"it may end on {latest_end.isoformat()} at the latest"
-        )
-    if category is CourseCategory.NON_SUBJECT and amount_fen > policy.max_non_subject_fen:
-        problems.append(
-            f"{amount_fen} fen exceeds the non-subject cap of {policy.max_non_subject_fen} fen per collection"
-        )
-    return problems
+    """Every cap a single collection of `amount_fen` for this contract would break, as sentences."""
+    checks = cap_checks(
+        policy,
+        category=category,
+        hours_bought=hours_bought,
+        bonus_hours=bonus_hours,
+        term_start=term_start,
+        term_end=term_end,
+        amount_fen=amount_fen,
+    )
+    return [problem.detail for problem in checks]
 
 
 MAX_TERM_START_AHEAD_DAYS = 366  # contracts are signed for the coming term, never years ahead
 
 
-def term_problems(policy: Policy, *, term_start: date, term_end: date, today: date) -> list[str]:
+def term_checks(policy: Policy, *, term_start: date, term_end: date, today: date) -> list[PolicyProblem]:
     """Why a term cannot be signed today: over already, long under way, or years ahead."""
     problems = []
     if term_end < today:
-        problems.append(f"the term ended on {term_end.isoformat()}; a term already over cannot be signed")
+        problems.append(
+            PolicyProblem(
+                "term_end",
+                "term_over",
+                {"term_end": term_end.isoformat()},
+                f"the term ended on {term_end.isoformat()}; a term already over cannot be signed",
+            )
+        )
     earliest = today - timedelta(days=policy.max_term_start_past_days)
     if term_start < earliest:
         problems.append(
-            f"the term started on {term_start.isoformat()}, more than {policy.max_term_start_past_days} days ago;"
-            f" it may start on {earliest.isoformat()} at the earliest"
+            PolicyProblem(
+                "term_start",
+                "term_started_long_ago",
+                {"max_days": policy.max_term_start_past_days, "earliest": earliest.isoformat()},
+                f"the term started on {term_start.isoformat()}, more than {policy.max_term_start_past_days} days"
+                f" ago; it may start on {earliest.isoformat()} at the earliest",
+            )
         )
     if term_start > today + timedelta(days=MAX_TERM_START_AHEAD_DAYS):
-        problems.append(f"the term starts more than {MAX_TERM_START_AHEAD_DAYS} days from today")
+        problems.append(
+            PolicyProblem(
+                "term_start",
+                "term_too_far_ahead",
+                {"max_days": MAX_TERM_START_AHEAD_DAYS},
+                f"the term starts more than {MAX_TERM_START_AHEAD_DAYS} days from today",
+            )
+        )
     return problems
+
+
+def term_problems(policy: Policy, *, term_start: date, term_end: date, today: date) -> list[str]:
+    """Why a term cannot be signed today, as sentences."""
+    return [problem.detail for problem in term_checks(policy, term_start=term_start, term_end=term_end, today=today)]
 
 
 def backdate_problem(policy: Policy, *, given_on: date, today: date) -> str | None:

@@ -35,8 +35,8 @@ SHAPES = {
     "payout": "SELECT kind, amount_fen, status, instructed_at FROM payout WHERE institution_id = :i",
     "idempotency_record": "SELECT caller, key, result::text FROM idempotency_record WHERE institution_id = :i",
     "audit_record": "SELECT position, occurred_at, actor, action, object_id, before::text, after::text"
-    " FROM audit_record WHERE chain = :i"  # a copy's name, and its bank statements (delivered after), are its own
-    " AND action NOT IN ('institution.registered', 'statement.imported')",
+    " FROM audit_record WHERE chain = :i"  # a copy's name, its bank statements (delivered after) and staff are its own
+    " AND action NOT IN ('institution.registered', 'statement.imported', 'user.created')",
 }
 
 

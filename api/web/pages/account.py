@@ -29,13 +29,17 @@ router = APIRouter(prefix="/console", include_in_schema=False, route_class=PageR
 Text = Annotated[str, Form()]
 
 
+HOMES = {Role.REGULATOR: "/console/dashboard", Role.INSTITUTION: "/desk"}  # an institution's staff: its desk
+
+
 def home_of(person: SignedIn) -> str:
-    return "/console/dashboard" if person.caller.role is Role.REGULATOR else "/console/account"
+    return HOMES.get(person.caller.role, "/console/account")
 
 
 def safe_next(target: str) -> str:
-    """Only a page of the console: never another site (an open redirect)."""
-    return target if target.startswith("/console/") and not target.startswith("//") else "/console"
+    """Only a page of the console or the desk: never another site (an open redirect)."""
+    ours = target.startswith(("/console/", "/desk/")) or target == "/desk"
+    return target if ours and not target.startswith("//") else "/console"
 
 
 @router.get("")
