@@ -22,14 +22,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
 from api.web import phone
-from api.web.desk import classes, collections, contracts, home, money, statements
+from api.web.desk import classes, collections, complaints as desk_complaints, contracts, home, money, statements
 from api.web.pages import account, actions, alerts, complaints, dashboard, institutions, reports
 
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/console/static"
 
 
-DESK = (home, contracts, collections, classes, money, statements)
+DESK = (home, contracts, collections, classes, money, statements, desk_complaints)
 
 
 def guarded_routes() -> list[BaseRoute]:

@@ -23,10 +23,3 @@ def dashboard_page(request: Request, session: SessionDep, person: PersonDep, now
     agenda = desk_agenda(session, caller=person.caller, institution_id=institution_id, now=now)
     context = {"now": now, "balances": balances.by_kind, "agenda": agenda}
     return desk_page(request, session, person, "desk/dashboard.html", context)
-
-
-@router.get("/complaints")
-def complaints_page(request: Request, session: SessionDep, person: PersonDep) -> Response:
-    """A place for families' complaints about the institution (wired when complaints land)."""
-    institution_of(person)
-    return desk_page(request, session, person, "desk/complaints.html", {})

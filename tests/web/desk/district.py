@@ -21,6 +21,7 @@ from escrow.access.users import create_user
 from escrow.bank.statements import import_statements
 from escrow.db.records import Contract
 from escrow.demo.bank_files import ledger_statements, statements_csv
+from escrow.families.complaints import submit_complaint
 from escrow.flows.classes import confirm_class, record_class
 from escrow.flows.collections import collect
 from escrow.flows.refunds import request_refund
@@ -29,6 +30,7 @@ from escrow.registry.contracts import GuardianDetails, sign_contract
 from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
 from escrow.rules.calendar import local_date
+from escrow.rules.families import ComplaintCategory
 from escrow.rules.policy import CourseCategory
 from tests.factories import account_number, id_number, parent, phone, regulator, school, stand_in_calendar
 from tests.web.district import LANSHAN, PASSWORD, District, _credit_code
@@ -45,6 +47,7 @@ class Desk:
     maths: UUID = field(default_factory=new_id)
     contracts: dict[str, UUID] = field(default_factory=dict)  # by student
     other_contract: UUID = field(default_factory=new_id)  # one of B's
+    complaint: UUID = field(default_factory=new_id)  # 林小明's family's, about D
 
 
 def seed_desk(session: Session, district: District, *, now: datetime | None = None) -> Desk:
@@ -73,6 +76,10 @@ def seed_desk(session: Session, district: District, *, now: datetime | None = No
         desk.contracts[student] = family(session, desk, course, student, hours, paid=paid, now=now)
     _classes_of(session, desk, desk.contracts["林小明"], now)
     _deliver_statements(session, desk, now)
+    desk.complaint = submit_complaint(
+        session, caller=family_of(session, desk, desk.contracts["林小明"]), institution_id=desk.institution,
+        category=ComplaintCategory.TEACHING, body="老师连续两次迟到", contract_id=desk.contracts["林小明"], now=now,
+    ).id  # fmt: skip
     create_user(session, name=DESK_PEOPLE["accountant"], role=Role.INSTITUTION, password=PASSWORD,
                 institution_id=desk.institution, by=OPERATOR, now=now)  # fmt: skip
     create_user(session, name=DESK_PEOPLE["other"], role=Role.INSTITUTION, password=PASSWORD,

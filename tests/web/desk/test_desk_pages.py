@@ -68,6 +68,7 @@ def _pages(desk: Desk, engine: Engine) -> dict[str, str]:
         "statements": "/desk/statements",
         "statement": f"/desk/statements/{statement}",
         "complaints": "/desk/complaints",
+        "complaint": f"/desk/complaints/{desk.complaint}",
         "contract_of_b": f"/desk/contracts/{desk.other_contract}",
     }
 
@@ -86,6 +87,7 @@ MATRIX = {
     "statements": (303, 404, 200, 200),
     "statement": (303, 404, 200, 404),
     "complaints": (303, 404, 200, 200),
+    "complaint": (303, 404, 200, 404),
     "contract_of_b": (303, 404, 404, 200),
 }
 
@@ -95,7 +97,8 @@ def test_the_desk_authorization_matrix_covers_every_desk_page(web_engine: Engine
     paths = {p for p in get_pages(app) if p.startswith("/desk")}
     named = {"/desk", "/desk/contracts", "/desk/contracts/new", "/desk/contracts/{contract_id}", "/desk/collections",
              "/desk/collections/template.csv", "/desk/classes", "/desk/refunds", "/desk/payouts", "/desk/statements",
-             "/desk/statements/{statement_id}", "/desk/complaints"}  # fmt: skip
+             "/desk/statements/{statement_id}", "/desk/complaints",
+             "/desk/complaints/{complaint_id}"}  # fmt: skip
     assert paths == named, "a desk page the matrix does not name"
     for index, who in enumerate((None, PEOPLE["zhang"], DESK_PEOPLE["accountant"], DESK_PEOPLE["other"])):
         with TestClient(app, follow_redirects=False) as client:
@@ -325,3 +328,22 @@ def test_english_is_a_switch_away(accountant: TestClient) -> None:
     page = accountant.get("/desk")
     assert "<h1>Desk</h1>" in page.text and "Refund requests to answer" in page.text
     accountant.get("/console/language/zh_CN?next=/desk")
+
+
+def test_a_complaint_about_the_institution_is_answered_in_its_thread(
+    accountant: TestClient, desk: Desk, web_engine: Engine
+) -> None:
+    listed = accountant.get("/desk/complaints")
+    assert listed.status_code == 200 and f"/desk/complaints/{desk.complaint}" in listed.text
+    page = accountant.get(f"/desk/complaints/{desk.complaint}")
+    assert "老师连续两次迟到" in page.text
+    before = _audit(web_engine, desk)
+    blank = accountant.post(f"/desk/complaints/{desk.complaint}/reply", data=form_of(page.text, body="   "))
+    assert blank.status_code == 422 and 'id="body-error"' in blank.text
+    assert _audit(web_engine, desk) == before  # a blank answer changes nothing
+    sent = accountant.post(
+        f"/desk/complaints/{desk.complaint}/reply", data=form_of(page.text, body="已与老师谈话，下周起准时")
+    )
+    assert sent.status_code == 303
+    thread = accountant.get(sent.headers["location"]).text
+    assert "已与老师谈话，下周起准时" in thread and _audit(web_engine, desk) > before
