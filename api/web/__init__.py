@@ -22,7 +22,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
 from api.web import phone
-from api.web.desk import classes, collections, complaints as desk_complaints, contracts, home, money, statements
+from api.web.desk import classes, collections, contracts, home, money, statements
+from api.web.desk import complaints as desk_complaints
 from api.web.pages import account, actions, alerts, complaints, dashboard, institutions, reports
 
 STATIC = Path(__file__).parent / "static"

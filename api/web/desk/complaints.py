@@ -55,8 +55,15 @@ def reply_submit(
     body: Text = "",
 ) -> Response:
     try:
-        reply_to_complaint(session, caller=person.caller, institution_id=institution_of(person),
-                           complaint_id=complaint_id, body=body, sender=request.app.state.messages, now=now)  # fmt: skip
+        reply_to_complaint(
+            session,
+            caller=person.caller,
+            institution_id=institution_of(person),
+            complaint_id=complaint_id,
+            body=body,
+            sender=request.app.state.messages,
+            now=now,
+        )
     except InvalidRequest as refused:
         session.rollback()
         reason = "too_long" if "long" in str(refused) else "required"
