@@ -15,7 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from api.web.desk.common import Translate, beijing_instant, fen_of, to_uuid
-from api.web.templating import yuan
+from api.web.formats import yuan
 from escrow.flows.batches import MAX_ITEMS, BatchItem
 
 # 1,000 lines of a hundred characters fit five times over; a body over the desk's 1 MB is refused before it is read

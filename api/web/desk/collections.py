@@ -29,9 +29,9 @@ from api.web.desk.common import (
     translator,
 )
 from api.web.desk.contracts import contract_view
+from api.web.formats import yuan
 from api.web.routing import PageRoute
 from api.web.sessions import CsrfDep, PersonDep
-from api.web.templating import yuan
 from escrow.access.audit import all_or_nothing, rehearsed
 from escrow.access.users import SignedIn
 from escrow.db.records import Collection

@@ -13,7 +13,7 @@ from datetime import date
 from uuid import UUID
 
 from api.web.desk.common import Translate, to_uuid
-from api.web.templating import yuan
+from api.web.formats import yuan
 from escrow.registry.contracts import GuardianDetails
 from escrow.rules.identity import id_number_problem
 from escrow.rules.policy import PolicyProblem
