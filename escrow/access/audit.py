@@ -1,7 +1,7 @@
 """The audit trail: who did what, as which role, when, with before and after.
 
-Use cases note events as they change state; the notes are written in the same transaction, when it
-commits or with the journal transaction the ledger engine writes, chained by SHA-256 per institution:
+Use cases note events as they change state; the notes are written in the same transaction, as it
+commits (after every account it locked, the order every transaction takes), chained by SHA-256 per institution:
 each record carries the hash of the one before it in its chain. `verify_chains` walks the chains and
 names the first record that was altered, removed or reordered.
 """
@@ -93,13 +93,12 @@ _APPEND = text("SELECT audit_append(:chain, CAST(:records AS jsonb))")
 def _write_notes(session: Session) -> None:
     chains = sorted({record["chain"] for record in session.info.get("audit", [])})
     for chain in chains:  # heads are locked in one order, like accounts
-        session.execute(_APPEND, {"chain": chain, "records": take_notes(session, chain)})
+        session.execute(_APPEND, {"chain": chain, "records": _take_notes(session, chain)})
 
 
-def take_notes(session: Session, chain: UUID) -> str | None:
+def _take_notes(session: Session, chain: UUID) -> str | None:
     """The notes waiting to be written to `chain`, taken off the session as audit_append's JSON (None: no
-    notes), for whoever appends them. The ledger engine appends an institution's with the journal
-    transaction it writes, so the chain's head is locked for as short a time as the accounts are."""
+    notes)."""
     pending = session.info.get("audit", [])
     mine = [record for record in pending if record["chain"] == chain]
     if not mine:

@@ -17,7 +17,7 @@ from escrow.db.records import ClassRecord, Contract
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.flows.consumption import hours_used, refund_remaining, release_ready, total_hours
 from escrow.ids import new_id
-from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
 from escrow.registry.calendar import jurisdiction_today, official_calendar
 from escrow.registry.contracts import visible_contract
 from escrow.registry.jurisdictions import policy_version
@@ -35,12 +35,33 @@ def record_class(
     contract_id: UUID,
     hours: int,
     given_on: date | None,
+    idempotency_key: str,
     now: datetime,
-) -> ClassRecord:
-    """Record hours given on a date; they stop being refundable until confirmed or returned."""
+) -> Outcome[ClassRecord]:
+    """Record hours given on a date, once per key; they stop being refundable until confirmed or returned."""
     require_role(caller, Role.INSTITUTION)
     if caller.institution_id != institution_id:  # the contract's scope below holds this too; said plainly here
         raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
+    return run_once(
+        session,
+        institution_id=institution_id,
+        key=IdempotencyKey(caller.principal, idempotency_key),
+        request={"operation": "record_class", "contract_id": str(contract_id), "hours": hours, "given_on": given_on},
+        perform=lambda: _record(session, caller, institution_id, contract_id, hours, given_on, now),
+        remember=lambda row: {"class_id": str(row.id)},
+        recall=_recall(session, institution_id),  # type: ignore[arg-type]
+    )
+
+
+def _record(
+    session: Session,
+    caller: Caller,
+    institution_id: UUID,
+    contract_id: UUID,
+    hours: int,
+    given_on: date | None,
+    now: datetime,
+) -> ClassRecord:
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
     today = jurisdiction_today(session, jurisdiction_code=contract.policy_jurisdiction, now=now)
     day = given_on or today
@@ -126,7 +147,7 @@ def _decide(
     idempotency_key: str,
     now: datetime,
     note_text: str | None = None,
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """Move one class through its state machine, then release whatever that makes releasable."""
 
     def perform() -> ClassRecord:
@@ -173,7 +194,7 @@ def _decide(
 
 def confirm_class(
     session: Session, *, caller: Caller, institution_id: UUID, class_id: UUID, idempotency_key: str, now: datetime
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """The parent confirms the class: its share of the prepayment becomes releasable."""
     require_role(caller, Role.PARENT)
     return _decide(
@@ -196,7 +217,7 @@ def dispute_class(
     reason: str,
     idempotency_key: str,
     now: datetime,
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """The parent disputes the class: release of the contract stops until the regulator resolves it."""
     require_role(caller, Role.PARENT)
     return _decide(
@@ -221,7 +242,7 @@ def resolve_dispute(
     note: str,
     idempotency_key: str,
     now: datetime,
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """Upheld: the hours return to the family. Rejected: the class counts as confirmed."""
     require_role(caller, Role.REGULATOR)
     return _decide(

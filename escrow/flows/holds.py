@@ -22,8 +22,8 @@ from escrow.errors import NotFound
 from escrow.flows.consumption import LEDGER, account_id, refund_remaining, release_ready
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
-from escrow.ledger.idempotency import IdempotencyKey, run_once
-from escrow.ledger.model import credit, debit
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
+from escrow.ledger.model import NewEntry, credit, debit
 from escrow.ledger.records import JournalTransaction, Posting
 from escrow.registry.institutions import PAYOUT_PENDING, RELEASABLE, visible_institution
 from escrow.rules import states
@@ -81,19 +81,18 @@ def _recall_releases(session: Session, caller: Caller, institution_id: UUID, hol
     for payout in in_flight:
         payout.status = states.move("payout", states.PAYOUT, payout.status, "recall")
         payout.settled_at, payout.failure_reason = now, f"recalled by hold {hold.id}: {hold.reason}"
-        entry = post_transaction(
-            session,
-            institution_id=institution_id,
+        entry = NewEntry(
             kind="payout_recalled",
             legs=[
                 debit(account_id(session, institution_id, PAYOUT_PENDING), payout.amount_fen),
                 credit(account_id(session, institution_id, RELEASABLE), payout.amount_fen),
             ],
-            idempotency=IdempotencyKey(LEDGER, f"recall:{payout.id}"),
             effective_at=now,
             metadata={"payout_id": str(payout.id), "hold_id": str(hold.id)},
         )
-        payout.settle_transaction_id = entry.id
+        idempotency = IdempotencyKey(LEDGER, f"recall:{payout.id}")
+        posted = post_transaction(session, institution_id=institution_id, entry=entry, idempotency=idempotency)
+        payout.settle_transaction_id = posted.value.id
         for record in session.scalars(
             select(ClassRecord).where(ClassRecord.institution_id == institution_id, ClassRecord.payout_id == payout.id)
         ):
@@ -148,7 +147,7 @@ def list_holds(session: Session, *, caller: Caller, institution_id: UUID) -> Pag
 
 def close_institution(
     session: Session, *, caller: Caller, institution_id: UUID, reason: str, idempotency_key: str, now: datetime
-) -> tuple[Institution, bool]:
+) -> Outcome[Institution]:
     """Close: void unconfirmed classes, release what was confirmed, refund every family the rest.
 
     Afterwards custody cash equals what the institution is owed (releasable and payouts in flight)

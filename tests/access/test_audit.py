@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from escrow.access.audit import OPERATOR, note, record_hash, verify_chains
 from escrow.errors import PolicyViolation, UnbalancedTransaction
 from escrow.ledger.engine import balance_of, record_entry
-from escrow.ledger.model import Leg, credit, debit
+from escrow.ledger.model import Leg, NewEntry, credit, debit
 from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction
@@ -194,9 +194,7 @@ def test_notes_appended_with_a_posting_keep_their_order_and_leave_with_a_rollbac
         note(s, OPERATOR, action, institution_id=inst, object_type="thing", object_id=action)
 
     def post(s: Session, *legs: Leg) -> None:
-        record_entry(
-            s, institution_id=inst, kind="collection", legs=legs, effective_at=None, metadata={}, last_write=True
-        )
+        record_entry(s, institution_id=inst, entry=NewEntry(kind="collection", legs=legs))
 
     with db.begin() as s:
         cash, owed = asset(s, inst, "test_cash"), liability(s, inst, "test_owed")

@@ -61,7 +61,7 @@ def test_a_mistaken_collection_is_reversed_not_erased(db: sessionmaker[Session],
             transaction_id=wrong.id,
             reason="keyed 1234.56 for 123.45",
             idempotency=key(),
-        )
+        ).value
     assert reversal.reverses_id == wrong.id
     assert reversal.reversal_reason == "keyed 1234.56 for 123.45"
     assert sorted(p.amount for p in reversal.postings) == [-123_456, 123_456]
