@@ -13,7 +13,7 @@ from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import sessionmaker
 
 from api.app import create_app
-from api.auth import CallerDep
+from api.deps import CallerDep
 from escrow.access.callers import Role
 from escrow.access.tokens import issue_token
 from escrow.errors import IdempotencyConflict, InsufficientFunds, NotFound, UnbalancedTransaction
