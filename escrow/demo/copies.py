@@ -24,13 +24,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from escrow.access.audit import Actor, note
 from escrow.ledger.engine import record_entries
 from escrow.ledger.model import Leg, NewEntry
 
@@ -225,27 +226,23 @@ def _copy_audit(session: Session, template: UUID, copies: list[Identity]) -> Non
         ),
         {"template": template},
     ).all()
-    notes = session.info.setdefault("audit", [])
     for copy in copies:
         own = {
             institution.name: copy.name,
             institution.credit_code: copy.credit_code,
             institution.custody_account: copy.custody_account,
         }
-        chain = copy_id(template, copy.number)
         for r in records:
-            notes.append(
-                {
-                    "chain": chain,
-                    "occurred_at": r.occurred_at.astimezone(UTC),
-                    "actor": _rekey(r.actor, copy.suffix),
-                    "role": r.role,
-                    "action": r.action,
-                    "object_type": r.object_type,
-                    "object_id": _rekey(r.object_id, copy.suffix),
-                    "before": _rekeyed_json(r.before, copy.suffix, own),
-                    "after": _rekeyed_json(r.after, copy.suffix, own),
-                }
+            note(
+                session,
+                Actor(_rekey(r.actor, copy.suffix), r.role),
+                r.action,
+                institution_id=copy_id(template, copy.number),
+                object_type=r.object_type,
+                object_id=_rekey(r.object_id, copy.suffix),
+                before=_rekeyed_json(r.before, copy.suffix, own),
+                after=_rekeyed_json(r.after, copy.suffix, own),
+                at=r.occurred_at,
             )
 
 

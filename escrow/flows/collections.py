@@ -221,6 +221,8 @@ def _collect_fresh(
         )
         for row in rows
     ]
+    for row in rows:  # noted first, so the notes are written with the entries: nothing is left for the commit
+        _note(session, caller, row, now)
     written = record_entries(
         session,
         institution_id=institution_id,
@@ -231,7 +233,6 @@ def _collect_fresh(
         row.collected_at, row.created_at = entry.effective_at, entry.created_at  # the database transaction's now()
         make_transient_to_detached(row)  # written with the entries; the session knows it as stored
         session.add(row)
-        _note(session, caller, row, now)
     return rows
 
 

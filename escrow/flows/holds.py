@@ -228,8 +228,7 @@ class ClosureRefund:
 
 def preview_closure(session: Session, *, caller: Caller, institution_id: UUID, now: datetime) -> list[ClosureRefund]:
     """What each family would get back if the institution closed now: the closure itself, rolled back."""
-    notes = list(session.info.get("audit", []))
-    savepoint = session.begin_nested()
+    savepoint = session.begin_nested()  # its rollback takes the closure's audit notes with it
     try:
         close_institution(
             session,
@@ -258,5 +257,4 @@ def preview_closure(session: Session, *, caller: Caller, institution_id: UUID, n
         ).all()
     finally:
         savepoint.rollback()
-        session.info["audit"] = notes  # the rolled-back closure's notes are not written
     return [ClosureRefund(r[0], r[1], r[2], abs(int(r[3]))) for r in rows]

@@ -15,4 +15,5 @@
 
 Use cases post values through the engine: `record_entries` (many NewEntry at once, with the domain
 rows written with them), `record_entry` (one), `post_transaction` (one, once per idempotency key).
+The rows the transaction has waiting (escrow/db/pending.py: its audit notes) go in the same statement.
 """

@@ -2,10 +2,11 @@
 ledger's speed tricks live, each with what it buys (bench/http_collections.py, --hot, bench/bulk_import.py).
 
 - One statement per call writes every journal transaction, all their postings and the rows the caller
-  writes with them (data-modifying CTEs): one round trip while the accounts are locked, and one
-  multi-row INSERT into posting, so the balance trigger moves each account once, for the net of the call.
-  Foreign keys are checked at the statement's end. (Round trips under the accounts' locks bound --hot:
-  every collection of one institution queues on its custody cash account.)
+  writes with them, the transaction's waiting audit notes among them (data-modifying CTEs): one round
+  trip while the accounts are locked, and one multi-row INSERT into posting, so the balance trigger moves
+  each account once, for the net of the call. Foreign keys are checked at the statement's end. (Round
+  trips under the accounts' locks bound --hot: every collection of one institution queues on its custody
+  cash account; so the notes, linked to their chain at COMMIT, leave nothing to do but commit.)
 - Everything goes in as unnest() of array literals: the statement's text is the same for one entry or a
   thousand, so it is built once per shape and cached (text, not SQLAlchemy constructs: building and
   compiling a select of DML CTEs measured 5 ms a call on this loaded machine, against about 0.1 ms for

@@ -18,6 +18,7 @@ from sqlalchemy import Insert, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from escrow.db.pending import take_rows
 from escrow.errors import (
     AccountConflict,
     AlreadyReversed,
@@ -349,7 +350,7 @@ def _record(
             for entry in entries
             for leg in entry.legs
         ],
-        rows=[(cast(Table, r.insert.table), r.values) for r in rows if r.values],
+        rows=[(cast(Table, r.insert.table), r.values) for r in rows if r.values] + take_rows(session),
         lock_ids=ids if lock_in_write else (),
     )
     if not written:  # an account it locks was not there (its legs are not written)
