@@ -2,9 +2,10 @@
 (the ledger engine's, through `take_rows`), or are inserted as the transaction commits.
 
 For rows that take no lock and that nothing reads before the commit (audit notes): riding with the
-ledger's write saves a round trip while its accounts are locked. A rollback takes away exactly what it
-undoes: a savepoint's the rows made inside it (a statement inside a savepoint takes only those), the
-transaction's all of them.
+ledger's write saves a round trip while its accounts are locked. They are written in the order they were
+made, all at once: none inside a savepoint (its rollback would take rows made before it, and a release
+would put its own before theirs). A rollback takes away exactly what it undoes: a savepoint's the rows
+made inside it, the transaction's all of them.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ def add_row(session: Session, table: Table, values: Mapping[str, Any]) -> None:
 
 def take_rows(session: Session) -> list[tuple[Table, Sequence[Mapping[str, Any]]]]:
     """The waiting rows, taken off the session by the statement that writes them, by table and columns in
-    the order they were made; inside a savepoint, only those made since it began."""
-    rows: list[tuple[Table, Mapping[str, Any]]] = session.info.get(_ROWS, [])
-    savepoint = session.get_nested_transaction()
-    start = session.info.get(_MARKS, {}).get(savepoint, 0)
-    taken = rows[start:]
-    del rows[start:]
+    the order they were made (none inside a savepoint)."""
+    if session.in_nested_transaction():
+        return []
+    taken: list[tuple[Table, Mapping[str, Any]]] = session.info.pop(_ROWS, [])
     groups: dict[tuple[Table, tuple[str, ...]], list[Mapping[str, Any]]] = {}
     for table, values in taken:
         groups.setdefault((table, tuple(values)), []).append(values)
@@ -40,7 +39,7 @@ def take_rows(session: Session) -> list[tuple[Table, Sequence[Mapping[str, Any]]
 
 @event.listens_for(Session, "before_commit")
 def _write_rest(session: Session) -> None:
-    for table, values in take_rows(session):  # a savepoint's release writes its own
+    for table, values in take_rows(session):  # a savepoint's release leaves its rows to the transaction
         session.execute(insert(table), values)
 
 

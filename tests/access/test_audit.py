@@ -185,9 +185,9 @@ def test_escrow_audit_verify_reports_and_fails_on_a_break(
 
 
 def test_notes_appended_with_a_posting_keep_their_order_and_leave_with_a_rollback(db: sessionmaker[Session]) -> None:
-    """The ledger engine appends the institution's notes so far in the statement that makes a transaction's
-    last write; the rest are appended at commit, after them. A rollback, of the transaction or of a
-    savepoint, takes away exactly what it undoes."""
+    """The ledger engine writes the notes so far with its statement; the rest are written at commit, after
+    them, and the database chains them in that order. A rollback, of the transaction or of a savepoint,
+    takes away exactly what it undoes."""
     inst = school_with_courses(db, 0)
 
     def noted(s: Session, action: str) -> None:
