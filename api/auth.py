@@ -48,6 +48,6 @@ class Bearer:
 
 
 def check_token(sessions: sessionmaker[Session], token: Bearer) -> Caller:
-    """The token checked in a session of its own (before the request's: api/bodies.py's refusals)."""
+    """The token checked in a session of its own, outside the request's (api/bodies.py, api/problems.py)."""
     with sessions() as session:
         return token.caller(session)

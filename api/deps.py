@@ -3,9 +3,10 @@
 One database transaction per request, committed before the response is sent. A handler runs in the
 thread pool; the caller's token is checked in a hop of its own (a sync dependency, in the request's
 transaction) and the session commits in another. This module is the one place that decides it: every
-API router is `APIRouter(route_class=ApiRoute)` and takes `SessionDep` and `CallerDep` from here, so a
-form that checks the token and commits in the handler's own thread (a route class wrapping the handler,
-as api/routing.py did at 151db39) would replace this module alone.
+API router is `APIRouter(route_class=ApiRoute)` and takes `SessionDep` and `CallerDep` from here, and
+api/problems.py asks `unchecked_token`, so a form that checks the token and commits in the handler's own
+thread (a route class wrapping the handler, as api/routing.py did at 151db39) would replace this module
+alone.
 """
 
 from __future__ import annotations
@@ -73,3 +74,11 @@ def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def unchecked_token(request: Request) -> Bearer | None:
+    """A token this request sent and no one has checked yet, for api/problems.py to check before it
+    answers a bad request (a bad token is told first). None here: the caller dependency checks the token
+    before FastAPI validates the parameters and body, and a body that is not JSON at all is refused before
+    any dependency runs, as it always was."""
+    return None

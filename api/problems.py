@@ -10,9 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.auth import check_token
+from api.deps import unchecked_token
 from escrow import errors
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        token = unchecked_token(request)  # a bad token is told before a bad request
+        if token is not None:
+            try:
+                await run_in_threadpool(check_token, request.app.state.sessionmaker, token)
+            except errors.Unauthenticated as refused:
+                return await escrow_error(request, refused)
+            except DBAPIError as failed:
+                return await database_error(request, failed)
         problems = [
             {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
             for err in exc.errors()

@@ -3,8 +3,9 @@ confirmed after the policy's working days of silence; a dispute is resolved by t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
@@ -42,14 +43,15 @@ def record_class(
     require_role(caller, Role.INSTITUTION)
     if caller.institution_id != institution_id:  # the contract's scope below holds this too; said plainly here
         raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
+    class_id = new_id()  # chosen first, so the key is claimed with its outcome
     return run_once(
         session,
         institution_id=institution_id,
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "record_class", "contract_id": str(contract_id), "hours": hours, "given_on": given_on},
-        perform=lambda: _record(session, caller, institution_id, contract_id, hours, given_on, now),
-        remember=lambda row: {"class_id": str(row.id)},
-        recall=_recall(session, institution_id),  # type: ignore[arg-type]
+        perform=lambda: _record(session, caller, institution_id, contract_id, class_id, hours, given_on, now),
+        planned={"class_id": str(class_id)},
+        recall=_recall(session, institution_id),
     )
 
 
@@ -58,6 +60,7 @@ def _record(
     caller: Caller,
     institution_id: UUID,
     contract_id: UUID,
+    class_id: UUID,
     hours: int,
     given_on: date | None,
     now: datetime,
@@ -83,7 +86,7 @@ def _record(
         raise Conflict(f"the contract has {left} class hours left; {hours} cannot be recorded")
     row = ClassRecord(
         institution_id=institution_id,
-        id=new_id(),
+        id=class_id,
         contract_id=contract_id,
         hours=hours,
         given_on=day,
@@ -133,7 +136,7 @@ def _class_for_update(
     return row, contract
 
 
-def _recall(session: Session, institution_id: UUID) -> object:
+def _recall(session: Session, institution_id: UUID) -> Callable[[Mapping[str, Any]], ClassRecord]:
     return lambda stored: session.get_one(ClassRecord, (institution_id, UUID(stored["class_id"])))
 
 
@@ -187,8 +190,8 @@ def _decide(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": f"class_{event}", "class_id": str(class_id), "note": note_text},
         perform=perform,
-        remember=lambda row: {"class_id": str(row.id)},
-        recall=_recall(session, institution_id),  # type: ignore[arg-type]
+        planned={"class_id": str(class_id)},
+        recall=_recall(session, institution_id),
     )
 
 

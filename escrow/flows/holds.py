@@ -188,7 +188,7 @@ def close_institution(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "close_institution", "reason": reason},
         perform=perform,
-        remember=lambda i: {"institution_id": str(i.id)},
+        planned={"institution_id": str(institution_id)},
         recall=lambda s: session.get_one(Institution, UUID(s["institution_id"])),
     )
 

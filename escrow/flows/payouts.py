@@ -300,7 +300,7 @@ def settle_payout(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "settle_payout", "payout_id": str(payout_id), "executed": executed, "note": note_text},
         perform=perform,
-        remember=lambda p: {"payout_id": str(p.id)},
+        planned={"payout_id": str(payout_id)},
         recall=lambda s: session.get_one(Payout, (institution_id, UUID(s["payout_id"]))),
     )
 

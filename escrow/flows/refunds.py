@@ -107,7 +107,7 @@ def decide_refund(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "decide_refund", "request_id": str(request_id), "approve": approve, "reason": reason},
         perform=perform,
-        remember=lambda row: {"request_id": str(row.id)},
+        planned={"request_id": str(request_id)},
         recall=lambda stored: session.get_one(RefundRequest, (institution_id, UUID(stored["request_id"]))),
     )
 

@@ -1,5 +1,6 @@
-"""How the engine writes journal transactions fast: private to escrow/ledger/engine.py, the only place the
-ledger's speed tricks live, each with what it buys (bench/http_collections.py, --hot, bench/bulk_import.py).
+"""How the engine writes journal transactions fast: private to the ledger package (engine.py writes through
+it; idempotency.py claims keys with its array literals), the only place the ledger's speed tricks live, each
+with what it buys (bench/http_collections.py, --hot, bench/bulk_import.py).
 
 - One statement per call writes every journal transaction, all their postings and the rows the caller
   writes with them, the transaction's waiting audit notes among them (data-modifying CTEs): one round

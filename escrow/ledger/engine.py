@@ -128,7 +128,7 @@ def post_transaction(
         key=idempotency,
         request=request,
         perform=lambda: record_entry(session, institution_id=institution_id, entry=entry),
-        remember=lambda posted: {"transaction_id": str(posted.id)},
+        planned={"transaction_id": str(entry.id)},
         recall=lambda stored: get_entry(
             session, institution_id=institution_id, transaction_id=UUID(stored["transaction_id"])
         ),
@@ -151,13 +151,14 @@ def reverse_transaction(
         "reason": reason,
         "effective_at": effective_at,
     }
+    reversal = new_id()  # chosen first, so the key is claimed with its outcome
     return run_once(
         session,
         institution_id=institution_id,
         key=idempotency,
         request=request,
-        perform=lambda: _reverse(session, institution_id, transaction_id, reason, effective_at),
-        remember=lambda posted: {"transaction_id": str(posted.id)},
+        perform=lambda: _reverse(session, institution_id, transaction_id, reason, effective_at, reversal),
+        planned={"transaction_id": str(reversal)},
         recall=lambda stored: get_entry(
             session, institution_id=institution_id, transaction_id=UUID(stored["transaction_id"])
         ),
@@ -165,7 +166,12 @@ def reverse_transaction(
 
 
 def _reverse(
-    session: Session, institution_id: UUID, transaction_id: UUID, reason: str, effective_at: datetime | None
+    session: Session,
+    institution_id: UUID,
+    transaction_id: UUID,
+    reason: str,
+    effective_at: datetime | None,
+    reversal_id: UUID,
 ) -> JournalEntry:
     if not reason.strip():
         raise InvalidRequest("a reversal needs a reason")
@@ -177,21 +183,21 @@ def _reverse(
     ).one_or_none()
     if original is None:
         raise NotFound(f"journal transaction {transaction_id} does not exist in this institution")
-    reversal_id = session.scalar(
+    earlier = session.scalar(
         select(JournalTransaction.id).where(
             JournalTransaction.institution_id == institution_id,
             JournalTransaction.reverses_id == transaction_id,
         )
     )
-    if reversal_id is not None:
+    if earlier is not None:
         raise AlreadyReversed(
-            f"journal transaction {transaction_id} was already reversed by {reversal_id}",
-            reversal_id=str(reversal_id),
+            f"journal transaction {transaction_id} was already reversed by {earlier}", reversal_id=str(earlier)
         )
     reversal = NewEntry(
         kind=original.kind,
         legs=reversing_legs(_postings_of(session, institution_id, transaction_id)),
         effective_at=effective_at,
+        id=reversal_id,
     )
     return _record(session, institution_id, [reversal], (), reverses=(transaction_id, reason.strip()))[0]
 

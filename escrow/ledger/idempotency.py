@@ -19,7 +19,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from escrow.errors import IdempotencyConflict, InvalidRequest
+from escrow.errors import EscrowError, IdempotencyConflict, InvalidRequest
 from escrow.ledger._fused import array
 
 T = TypeVar("T")
@@ -99,18 +99,22 @@ def run_once(
     key: IdempotencyKey,
     request: Mapping[str, Any],
     perform: Callable[[], T],
-    remember: Callable[[T], Mapping[str, Any]],
     recall: Callable[[Mapping[str, Any]], T],
+    remember: Callable[[T], Mapping[str, Any]] | None = None,
+    planned: Mapping[str, Any] | None = None,
 ) -> Outcome[T]:
-    """Do `perform` once per key, in the caller's transaction; a replay gets `recall` of what `remember`
-    stored. A key first used for a different request is refused (IdempotencyConflict)."""
+    """Do `perform` once per key, in the caller's transaction; a replay gets `recall` of what was stored:
+    `remember` of the value, or `planned`, the result known before performing (the use case chose its
+    ids first), stored with the key as it is claimed (one statement fewer). A key first used for a
+    different request is refused (IdempotencyConflict)."""
     return run_once_each(
         session,
         institution_id=institution_id,
         uses=[(key, request)],
         perform=lambda fresh: [perform()],
-        remember=remember,
         recall=lambda stored: [recall(result) for result in stored],
+        remember=remember,
+        planned=None if planned is None else [planned],
     )[0]
 
 
@@ -128,12 +132,14 @@ def run_once_each(
     the requests whose keys are new (and returns their values in that order), `recall` the stored results
     of the replayed ones. What is stored is `remember` of each value, or, when the use case chose its ids
     before performing, `planned` (each request's result if it is new), stored with the key as it is
-    claimed. Refused whole (KeysReused) if any key was first used for a different request."""
+    claimed. Refused whole (KeysReused) if any key was first used for a different request; a request
+    `perform` refuses leaves its key unused, as if rolled back, even should the caller commit."""
     assert (remember is None) != (planned is None), "a result is remembered after, or planned before"
     for key, _ in uses:
         _check_key(key)
     hashes = [fingerprint(request) for _, request in uses]
-    earlier = _claim(session, institution_id, [key for key, _ in uses], hashes, planned)
+    keys = [key for key, _ in uses]
+    earlier = _claim(session, institution_id, keys, hashes, planned)
     reused = [
         KeyReused(n, key.key, earlier[n].created_at)
         for n, (key, _) in enumerate(uses)
@@ -148,9 +154,13 @@ def run_once_each(
         for n, result in zip(replays, recall([_result(earlier[n]) for n in replays]), strict=True):
             done[n] = Outcome(result, True)
     if fresh:
-        values = perform(fresh)
+        try:
+            values = perform(fresh)
+        except EscrowError:  # refused: a key naming what was never written must not outlive it
+            _unclaim(session, institution_id, [keys[n] for n in fresh])
+            raise
         if remember is not None:
-            _record_outcomes(session, institution_id, [uses[n][0] for n in fresh], [remember(v) for v in values])
+            _record_outcomes(session, institution_id, [keys[n] for n in fresh], [remember(v) for v in values])
         done |= {n: Outcome(value, False) for n, value in zip(fresh, values, strict=True)}
     return [done[n] for n in range(len(uses))]
 
@@ -173,6 +183,10 @@ _EARLIER = text(
     "SELECT r.caller, r.key, r.request_hash, r.result, r.created_at FROM idempotency_record r"
     " JOIN unnest(CAST(:callers AS text[]), CAST(:keys AS text[])) AS u(c, k) ON r.caller = u.c AND r.key = u.k"
     " WHERE r.institution_id = :institution_id"
+)
+_UNCLAIM = text(
+    "DELETE FROM idempotency_record AS r USING unnest(CAST(:callers AS text[]), CAST(:keys AS text[])) AS u(c, k)"
+    " WHERE r.institution_id = :institution_id AND r.caller = u.c AND r.key = u.k"
 )
 _OUTCOMES = text(
     "UPDATE idempotency_record AS r SET result = u.o, transaction_id = CAST(u.o ->> 'transaction_id' AS uuid)"
@@ -216,3 +230,8 @@ def _record_outcomes(
             "outcomes": array([json.dumps(dict(r), default=str) for r in results]),
         },
     )
+
+
+def _unclaim(session: Session, institution_id: UUID, keys: list[IdempotencyKey]) -> None:
+    bound = {"callers": array([k.caller for k in keys]), "keys": array([k.key for k in keys])}
+    session.execute(_UNCLAIM, {"institution_id": institution_id} | bound)
