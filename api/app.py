@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 from api import health, observability, problems, web
-from api.auth import get_caller
 from api.bodies import BodyGuard
 from api.observability import metrics_registry
 from api.openapi import build_openapi
@@ -30,18 +27,12 @@ from api.routers import (
     reports,
     statements,
 )
-from api.routing import HandlerThreadRoute
 from api.throttle import Throttle
 from escrow.access.messages import sender_for
 from escrow.db.database import default_engine, make_sessionmaker
 from escrow.logs import configure_logging
 from escrow.rules.families import SenderKind
 from escrow.settings import Settings, get_settings
-
-# Handlers run in a thread pool, and a thread whose database answer is back waits for the GIL until the
-# running thread gives it up: by default after 5 ms. A request makes a dozen round trips, each of which
-# would queue so behind other requests' Python; at 0.5 ms they do not (bench/http_collections.py).
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def serve_app() -> FastAPI:
@@ -61,7 +52,6 @@ def create_app(
     """Build the app on `engine`, or on the configured database; /metrics on `metrics_port` if given."""
     settings = settings or Settings()  # not the cached one: a test's app must not fix another's database
     engine = engine or default_engine()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,19 +96,10 @@ def create_app(
     for module in routers:
         app.include_router(module.router)
     web.install(app)
-    # body limits, the token before the body, strict JSON (api/bodies.py)
+    # body limits, the token before the body, strict JSON, nothing the route does not use (api/bodies.py)
     app.add_middleware(
         BodyGuard, routes=[route for module in routers for route in module.router.routes] + web.guarded_routes()
     )
     app.add_middleware(observability.RequestLog)  # added last, so outermost: refusals by the guard are logged too
-    check_routes(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def check_routes(app: FastAPI) -> None:
-    """Only HandlerThreadRoute turns the request's Bearer into the Caller a handler takes."""
-    plain = [r for r in app.routes if isinstance(r, APIRoute) and not isinstance(r, HandlerThreadRoute)]
-    for route in plain:
-        if any(d.call is get_caller for d in route.dependant.dependencies):
-            raise TypeError(f"{route.path} takes the caller: its router needs route_class=HandlerThreadRoute")

@@ -1,7 +1,7 @@
 """Bearer-token authentication: every route but health and docs needs a caller.
 
-The token is looked up in the thread the handler runs in (api/routing.py), not in a thread-pool hop of its
-own; a request refused for its parameters or body is answered 401 first when its token is bad (api/problems.py).
+A Bearer is the token as the request sent it; `Bearer.caller` checks it and names the caller in the
+request's log line. The dependency that hands a handler its Caller is in api/deps.py.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends
+from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.access.callers import Caller
 from escrow.access.tokens import authenticate
-from escrow.errors import Unauthenticated
 from escrow.rules.identity import mask_phone
 
 bearer = HTTPBearer(auto_error=False, description="a token from `escrow tokens create`")
@@ -48,22 +47,7 @@ class Bearer:
         return caller
 
 
-async def get_caller(
-    request: Request, now: Now, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Bearer:
-    """The request's token, for the handler's thread to check (a handler receives the Caller it stands for)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("send 'Authorization: Bearer <token>'; tokens come from `escrow tokens create`")
-    token = Bearer(credentials.credentials, now, getattr(request.state, "request_log", None))
-    request.state.bearer = token  # for api/problems.py, should the parameters or body be refused
-    return token
-
-
-# What a handler receives is the Caller: HandlerThreadRoute checks the Bearer before the handler runs
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
 def check_token(sessions: sessionmaker[Session], token: Bearer) -> Caller:
-    """The token checked in a session of its own (before or after the request's, not inside it)."""
+    """The token checked in a session of its own, outside the request's (api/bodies.py, api/problems.py)."""
     with sessions() as session:
         return token.caller(session)

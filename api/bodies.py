@@ -8,7 +8,9 @@ In this order, each step answering problem+json and reading no further:
 - a large body's token is checked before the body is read (small ones, with the handler);
 - the body is read, stopping at the limit (413) or when a chunk is slower than BODY_CHUNK_TIMEOUT_S (408);
 - a JSON body with a key twice in one object, a control character or a lone surrogate in a string, or
-  nested too deep: 422 naming where (its token is checked first: a bad token is told before a bad body).
+  nested too deep: 422 naming where (its token is checked first: a bad token is told before a bad body);
+- what the route does not use, refused rather than ignored: a query parameter it does not read, a body
+  to a route that takes none (422, its token checked first).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +32,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import Bearer, check_token, get_caller
+from api.auth import Bearer, check_token
+from api.deps import get_caller
 from api.problems import client_of, error_response, problem
 from escrow import errors
 from escrow.bank.formats import MAX_FILE_BYTES
@@ -47,6 +51,8 @@ class Rule:
     limit: int
     needs_bearer: bool
     route: APIRoute | None = None  # named on a refusal, so the request log tells which route refused it
+    query_names: frozenset[str] = frozenset()  # the query parameters it reads
+    takes_body: bool = True
 
 
 class BodyGuard:
@@ -72,17 +78,19 @@ class BodyGuard:
             scope["route"] = rule.route
             await refusal(scope, receive, send)
             return
-        if not has_body(request.headers):
-            await self.app(scope, receive, send)
-            return
-        body, refusal = await read_body(receive, rule.limit)
-        if refusal is None and is_json(request.headers):
+        body, refusal = b"", None
+        if has_body(request.headers):
+            body, refusal = await read_body(receive, rule.limit)
+            receive = replay(body, receive)
+        if refusal is None and body and is_json(request.headers):
             refusal = await json_refusal(request, body)
+        if refusal is None:
+            refusal = await unused_refusal(request, rule, body)
         if refusal is not None:
             scope["route"] = rule.route
             await refusal(scope, receive, send)
             return
-        await self.app(scope, replay(body, receive), send)
+        await self.app(scope, receive, send)
 
     def rule_for(self, scope: Scope) -> Rule:
         path, method = scope["path"], scope["method"]
@@ -94,7 +102,17 @@ class BodyGuard:
 
 def rule_of(route: APIRoute) -> Rule:
     needs_bearer = any(d.call is get_caller for d in route.dependant.dependencies)
-    return Rule(FILE_BODY_BYTES.get(route.operation_id or "", JSON_BODY_BYTES), needs_bearer, route)
+    takes_body = route.body_field is not None or "requestBody" in (route.openapi_extra or {})  # a statement file
+    limit = FILE_BODY_BYTES.get(route.operation_id or "", JSON_BODY_BYTES)
+    return Rule(limit, needs_bearer, route, frozenset(query_names(route.dependant)), takes_body)
+
+
+def query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= query_names(sub)
+    return names
 
 
 async def early_refusal(request: Request, rule: Rule) -> Response | None:
@@ -128,8 +146,9 @@ async def token_refusal(request: Request) -> Response | None:
     secret = bearer_secret(request.headers)
     if secret is None:
         return None
+    token = Bearer(secret, datetime.now(UTC), getattr(request.state, "request_log", None))
     try:
-        await run_in_threadpool(check_token, request.app.state.sessionmaker, Bearer(secret, datetime.now(UTC)))
+        await run_in_threadpool(check_token, request.app.state.sessionmaker, token)
     except errors.Unauthenticated as refused:
         request.app.state.throttle.count_failure(client_of(request))
         return error_response(refused)
@@ -138,6 +157,27 @@ async def token_refusal(request: Request) -> Response | None:
         response.headers["Retry-After"] = "1"
         return response
     return None
+
+
+async def unused_refusal(request: Request, rule: Rule, body: bytes) -> Response | None:
+    """422 naming each query parameter the route does not read, and a body it does not take."""
+    if rule.route is None:  # no route serves it: FastAPI answers 404 or 405
+        return None
+    unused = [
+        {"field": f"query.{name}", "message": "this route takes no such parameter"}
+        for name in request.query_params
+        if name not in rule.query_names
+    ]
+    if body and not rule.takes_body:
+        unused.append({"field": "body", "message": "this route takes no body"})
+    if not unused:
+        return None
+    if rule.needs_bearer:  # a bad token is told before a bad request
+        refused = await token_refusal(request)
+        if refused is not None:
+            return refused
+    detail = "; ".join(f"{p['field']}: {p['message']}" for p in unused)
+    return problem(422, "invalid_request", "Invalid request", detail, problems=unused)
 
 
 def has_body(headers: Headers) -> bool:

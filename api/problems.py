@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.auth import check_token
+from api.deps import unchecked_token
 from escrow import errors
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
-        token = getattr(request.state, "bearer", None)  # a bad token is told before a bad body (api/auth.py)
+        token = unchecked_token(request)  # a bad token is told before a bad request
         if token is not None:
             try:
                 await run_in_threadpool(check_token, request.app.state.sessionmaker, token)

@@ -239,6 +239,7 @@ class Requests:
             k = self.classes[school.id]
             self.classes[school.id] += 1
             contract = school.contracts[k % len(school.contracts)]
+            headers["Idempotency-Key"] = f"bench-class-{i}"  # recording a class is idempotent too
             return f"/institutions/{school.id}/contracts/{contract}/classes", headers, b'{"hours":1}'
         contract = self.rng.choice(school.contracts)
         headers["Idempotency-Key"] = f"bench-{i}"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.ledger import engine
 from escrow.ledger.idempotency import IdempotencyKey
-from escrow.ledger.model import AccountKind, AccountState, JournalEntry, Leg, Side
+from escrow.ledger.model import AccountKind, AccountState, JournalEntry, Leg, NewEntry, Side
 
 
 def key(name: str | None = None, caller: str = "test") -> IdempotencyKey:
@@ -41,11 +41,9 @@ def post(
     return engine.post_transaction(
         session,
         institution_id=institution,
-        kind=kind,
-        legs=list(legs),
         idempotency=key(idempotency),
-        effective_at=effective_at,
-    )
+        entry=NewEntry(kind=kind, legs=list(legs), effective_at=effective_at),
+    ).value
 
 
 def balances(db: sessionmaker[Session], institution: UUID) -> dict[str, int]:

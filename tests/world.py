@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy.orm import Session
 
@@ -201,7 +201,8 @@ def _contract(
             hours=1,
             given_on=None,
             now=now,
-        ).id
+            idempotency_key=uuid4().hex,
+        ).value.id
 
     pending, disputed, confirmed = give(), give(), give()
     confirm_class(
@@ -233,8 +234,8 @@ def _contract(
         institution_id,
         course_id,
         contract_id,
-        done.collection.id,
-        done.collection.transaction_id,
+        done.value.id,
+        done.value.transaction_id,
         guardian_phone,
         class_id=pending,
         disputed_class_id=disputed,

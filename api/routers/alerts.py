@@ -7,17 +7,16 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import AlertOut, NoteIn, PageOf
 from escrow.db.paging import DEFAULT_LIMIT
 from escrow.supervision import alerts
 from escrow.supervision.alerts import Severity
 
-router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=ApiRoute)
 
 
 @router.get("", operation_id="list_alerts", responses=documented(403))

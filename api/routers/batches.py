@@ -9,14 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented, mark_replayed
-from api.routing import HandlerThreadRoute
 from api.schemas import Fen, Instant, Request, example
 from escrow.flows import batches
 
-router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["contracts"], route_class=ApiRoute)
 
 
 class BatchItemIn(Request):

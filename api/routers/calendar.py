@@ -9,15 +9,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import Field, StringConstraints
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented
-from api.routing import HandlerThreadRoute
 from api.schemas import Day, PageOf, Request, Response, example
 from escrow.access.callers import Role, require_role
 from escrow.registry import calendar
 
-router = APIRouter(prefix="/calendar", tags=["calendar"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/calendar", tags=["calendar"], route_class=ApiRoute)
 Year = Annotated[int, Path(ge=2000, le=2100)]
 
 

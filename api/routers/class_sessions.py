@@ -9,15 +9,14 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StrictInt
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import IdempotencyKeyHeader
-from api.routing import HandlerThreadRoute
 from api.schemas import WHOLE, ClassOut, Day, Request, example
 from escrow.flows import class_sessions
 
-router = APIRouter(tags=["consumption"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["consumption"], route_class=ApiRoute)
 
 
 class ClassSessionIn(Request):

@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.family_schemas import (
     AssignmentIn,
     ComplaintClosureIn,
@@ -26,7 +26,6 @@ from api.family_schemas import (
 from api.routers import documented, mark_replayed
 from api.routers.contracts import CONTRACT
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import PageOf
 from escrow.access.messages import MessageSender
 from escrow.db.paging import DEFAULT_LIMIT
@@ -35,7 +34,7 @@ from escrow.families.complaints import ComplaintView
 from escrow.rules.families import ComplaintCategory
 from escrow.rules.states import ComplaintStatus
 
-router = APIRouter(tags=["complaints and evaluations"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["complaints and evaluations"], route_class=ApiRoute)
 COMPLAINT = "/institutions/{institution_id}/complaints/{complaint_id}"
 
 

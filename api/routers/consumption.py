@@ -8,12 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import CONTRACT, IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import (
     ApprovalIn,
     ClassIn,
@@ -28,25 +27,34 @@ from escrow.db.paging import DEFAULT_LIMIT
 from escrow.db.records import RefundRequest
 from escrow.flows import classes, refunds
 
-router = APIRouter(tags=["consumption"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["consumption"], route_class=ApiRoute)
 CLASS = "/institutions/{institution_id}/classes/{class_id}"
 REQUEST = "/institutions/{institution_id}/refund-requests/{request_id}"
 
 
 @router.post(CONTRACT + "/classes", status_code=201, operation_id="record_class", responses=documented(403, 404, 409))
 def record_class(
-    institution_id: UUID, contract_id: UUID, body: ClassIn, session: SessionDep, caller: CallerDep, now: Now
+    institution_id: UUID,
+    contract_id: UUID,
+    body: ClassIn,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    caller: CallerDep,
+    now: Now,
+    response: Response,
 ) -> ClassOut:
     """Record hours given; pending until the parent confirms or the policy's working days pass."""
-    row = classes.record_class(
+    row, replayed = classes.record_class(
         session,
         caller=caller,
         institution_id=institution_id,
         contract_id=contract_id,
         hours=body.hours,
         given_on=body.given_on,
+        idempotency_key=key,
         now=now,
     )
+    mark_replayed(response, replayed)
     return ClassOut.model_validate(row)
 
 

@@ -7,11 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import (
     CollectionIn,
     CollectionOut,
@@ -30,7 +29,7 @@ from escrow.ledger.model import JournalEntry
 from escrow.registry import contracts
 from escrow.registry.contracts import ContractView, GuardianDetails
 
-router = APIRouter(tags=["contracts"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["contracts"], route_class=ApiRoute)
 IdempotencyKeyHeader = Annotated[
     str,
     Header(
@@ -172,7 +171,7 @@ def register_collection(
         now=now,
     )
     mark_replayed(response, done.replayed)
-    return CollectionOut.model_validate(done.collection)
+    return CollectionOut.model_validate(done.value)
 
 
 @router.get(CONTRACT + "/collections", operation_id="list_collections", responses=documented(404))

@@ -7,10 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented
-from api.routing import HandlerThreadRoute
 from api.schemas import CourseIn, CourseOut, Instant, InstitutionBalancesOut, InstitutionIn, InstitutionOut, PageOf
 from escrow.db.paging import DEFAULT_LIMIT, MAX_LIMIT
 from escrow.flows import books
@@ -18,7 +17,7 @@ from escrow.registry import courses, institutions
 from escrow.registry.calendar import jurisdiction_today
 from escrow.rules.calendar import local_date
 
-router = APIRouter(prefix="/institutions", tags=["institutions"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/institutions", tags=["institutions"], route_class=ApiRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{22}$", description="next_cursor of the previous page")]
 

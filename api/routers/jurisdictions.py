@@ -7,16 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented
-from api.routing import HandlerThreadRoute
 from api.schemas import Day, JurisdictionOut, PageOf, PolicyIn, PolicyOut
 from escrow.registry import jurisdictions
 from escrow.registry.calendar import jurisdiction_today
 from escrow.rules.policy import Policy
 
-router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/jurisdictions", tags=["policy"], route_class=ApiRoute)
 Code = Annotated[str, Path(pattern=r"^[0-9]{6}$", description="6-digit administrative division code")]
 
 

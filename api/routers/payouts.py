@@ -6,18 +6,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.contracts import IdempotencyKeyHeader
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import ExecutionIn, HoldOut, InstitutionOut, PageOf, PayoutOut, ReasonIn
 from escrow.db.paging import DEFAULT_LIMIT
 from escrow.errors import Conflict
 from escrow.flows import holds, payouts
 
-router = APIRouter(tags=["payouts and holds"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["payouts and holds"], route_class=ApiRoute)
 INSTITUTION = "/institutions/{institution_id}"
 PAYOUT = INSTITUTION + "/payouts/{payout_id}"
 

@@ -10,18 +10,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented
 from api.routers.contracts import AsOf
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import HeldContractOut, HeldContractsOut, HeldFundsAgingOut, HeldFundsOut
 from escrow.db.paging import DEFAULT_LIMIT
 from escrow.supervision import exports, reports
 from escrow.supervision.reports import Report
 
-router = APIRouter(prefix="/reports", tags=["reports"], route_class=HandlerThreadRoute)
+router = APIRouter(prefix="/reports", tags=["reports"], route_class=ApiRoute)
 
 
 class ExportFormat(StrEnum):

@@ -9,17 +9,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import CallerDep, Now
-from api.deps import SessionDep
+from api.auth import Now
+from api.deps import ApiRoute, CallerDep, SessionDep
 from api.routers import documented, mark_replayed
 from api.routers.institutions import Cursor, Limit
-from api.routing import HandlerThreadRoute
 from api.schemas import Day, PageOf
 from escrow.bank import statements
 from escrow.bank.formats import FORMATS, MAX_FILE_BYTES
 from escrow.db.paging import DEFAULT_LIMIT
 
-router = APIRouter(tags=["bank statements"], route_class=HandlerThreadRoute)
+router = APIRouter(tags=["bank statements"], route_class=ApiRoute)
 
 _TEXT = {"schema": {"type": "string"}}
 _FILE_BODY: dict[str, Any] = {

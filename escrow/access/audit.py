@@ -1,9 +1,11 @@
 """The audit trail: who did what, as which role, when, with before and after.
 
-Use cases note events as they change state; the notes are written in the same transaction, when it
-commits or with the journal transaction the ledger engine writes, chained by SHA-256 per institution:
-each record carries the hash of the one before it in its chain. `verify_chains` walks the chains and
-names the first record that was altered, removed or reordered.
+Use cases note events as they change state. A note is a plain row (audit_note) written in the same
+transaction, taking no lock: with the ledger's next write (escrow/db/pending.py), or as the transaction
+commits. At COMMIT the database joins each note to its chain (migrations/sql/audit.sql), after every
+account the transaction locked: records are chained by SHA-256 per institution, each carrying the hash of
+the one before it in its chain. `verify_chains` walks the chains and names the first record that was
+altered, removed or reordered.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from sqlalchemy import event, select, text
+from sqlalchemy import Column, MetaData, Table, Text, Uuid, select, text
 from sqlalchemy.orm import Session
 
 from escrow.access.callers import Caller, institution_scope
+from escrow.db.pending import add_row
 from escrow.db.records import Institution
 from escrow.errors import EscrowError, NotFound
 
@@ -41,6 +44,17 @@ def actor_of(caller: Caller | Actor) -> Actor:
 SYSTEM = Actor("system", "system")
 OPERATOR = Actor("operator:cli", "operator")
 
+# a note waiting to join its chain: its record's canonical JSON with two slots (random tokens standing for
+# the position and the previous hash, which only the chain's head can tell), filled in and hashed at COMMIT
+NOTE = Table(
+    "audit_note",
+    MetaData(),
+    Column("chain", Uuid),
+    Column("canonical", Text),
+    Column("position_slot", Text),
+    Column("prev_hash_slot", Text),
+)
+
 
 def note(
     session: Session,
@@ -54,20 +68,30 @@ def note(
     before: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Record that `who` did `action` to an object; written with the transaction's commit."""
+    """Record that `who` did `action` to an object: on the trail as the transaction commits, in the order noted."""
     by = actor_of(who)
-    session.info.setdefault("audit", []).append(
+    record = {
+        "chain": institution_id or DISTRICT,
+        "occurred_at": (at or datetime.now(UTC)).astimezone(UTC),
+        "actor": by.name,
+        "role": by.role,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "before": _plain(before),
+        "after": _plain(after),
+    }
+    position_slot, prev_hash_slot = uuid4().hex, uuid4().hex  # tokens no content will hold
+    canonical = _canonical(record | {"position": position_slot, "prev_hash": prev_hash_slot})
+    add_row(
+        session,
+        NOTE,
         {
-            "chain": institution_id or DISTRICT,
-            "occurred_at": (at or datetime.now(UTC)).astimezone(UTC),
-            "actor": by.name,
-            "role": by.role,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "before": _plain(before),
-            "after": _plain(after),
-        }
+            "chain": record["chain"],
+            "canonical": canonical,
+            "position_slot": position_slot,
+            "prev_hash_slot": prev_hash_slot,
+        },
     )
 
 
@@ -110,39 +134,6 @@ def _canonical(record: dict[str, Any]) -> str:
     content = {**record, "chain": str(record["chain"]), "occurred_at": record["occurred_at"].isoformat()}
     content.pop("hash", None)
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-# audit_append (migration 0008) locks the chain's head, fills each record's position and previous hash into
-# its canonical form where the slots are, hashes it as record_hash does, writes the records, moves the head
-_APPEND = text("SELECT audit_append(:chain, CAST(:records AS jsonb))")
-
-
-@event.listens_for(Session, "before_commit")
-def _write_notes(session: Session) -> None:
-    chains = sorted({record["chain"] for record in session.info.get("audit", [])})
-    for chain in chains:  # heads are locked in one order, like accounts
-        session.execute(_APPEND, {"chain": chain, "records": take_notes(session, chain)})
-
-
-def take_notes(session: Session, chain: UUID) -> str | None:
-    """The notes waiting to be written to `chain`, taken off the session as audit_append's JSON (None: no
-    notes), for whoever appends them. The ledger engine appends an institution's with the journal
-    transaction it writes, so the chain's head is locked for as short a time as the accounts are."""
-    pending = session.info.get("audit", [])
-    mine = [record for record in pending if record["chain"] == chain]
-    if not mine:
-        return None
-    session.info["audit"] = [record for record in pending if record["chain"] != chain]
-    records = []
-    for record in mine:
-        position_slot, prev_hash_slot = uuid4().hex, uuid4().hex  # tokens no content will hold
-        canonical = _canonical(record | {"position": position_slot, "prev_hash": prev_hash_slot})
-        records.append(
-            record
-            | {"chain": str(chain), "occurred_at": record["occurred_at"].isoformat(), "canonical": canonical}
-            | {"position_slot": position_slot, "prev_hash_slot": prev_hash_slot}
-        )
-    return json.dumps(records, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,13 @@ ids agreed in all their other 112 bits. A copy has its own name,
 credit code and custody account, and its families their own phone numbers.
 
 Each table is copied for all of a template's copies in one INSERT ... SELECT, with every trigger and
-foreign key on: accounts open at zero and the postings move them (so balances are PostgreSQL's own sum),
-each journal transaction is checked balanced at commit, and the audit records are appended to each
-copy's own chain, hashed afresh. Not re-keyed: idempotency records keep the template's request
-fingerprints, so a seeding request replayed against a copy is refused as a different request.
+foreign key on, except the books themselves: the template's journal transactions are posted to each copy
+through the ledger engine (`record_entries`, all of one copy's at once), the one way postings are written.
+Accounts open at zero and the postings move them (so balances are PostgreSQL's own sum, each account moved
+once by the net of the copy's history), each journal transaction is checked balanced at commit, and the
+audit records are appended to each copy's own chain, hashed afresh. Not re-keyed: idempotency records keep
+the template's request fingerprints, so a seeding request replayed against a copy is refused as a
+different request.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from escrow.access.audit import Actor, note
+from escrow.ledger.engine import record_entries
+from escrow.ledger.model import Leg, NewEntry
 
 # parents before children: the foreign keys are checked as each statement ends
 TABLES = (
@@ -57,8 +64,13 @@ _OWN = {  # what a copy does not take from its template
     # '19' is a prefix no generated family has; a copy's number and the family's rank make each unique
     "guardian": {"phone": "'19' || lpad((tgt.n * 1000 + src.k)::text, 9, '0')"},
 }
+POSTED = ("journal_transaction", "posting")  # written by the ledger engine, not copied row by row
 _SKIPPED = {"created_at", "balance", "version"}  # now(); accounts open at zero and postings move them
-_ORDER = {"posting": " ORDER BY tgt.n, src.id"}  # postings keep their order (their id is an identity)
+_TEMPLATE_BOOKS = text(
+    "SELECT t.id, t.kind, t.effective_at, t.metadata::text AS metadata, t.reverses_id, p.account_id, p.amount"
+    " FROM journal_transaction t JOIN posting p ON p.institution_id = t.institution_id AND p.transaction_id = t.id"
+    " WHERE t.institution_id = :template ORDER BY t.id, p.id"
+)
 
 _V7 = r"([0-9a-f]{8}-[0-9a-f]{4}-)7([0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{8})[0-9a-f]{4}"
 _V7_PATTERN = re.compile(_V7)
@@ -119,9 +131,46 @@ def copy_institution(session: Session, *, template: UUID, copies: list[Identity]
     )
     columns = _columns(session)
     for table in TABLES:
-        session.execute(text(_copy_sql(table, columns[table])), {"template": template})
+        if table == POSTED[0]:  # after the accounts, before the rows that name the transactions
+            _post_books(session, template, copies)
+        if table not in POSTED:
+            session.execute(text(_copy_sql(table, columns[table])), {"template": template})
     _copy_audit(session, template, copies)
     return [copy_id(template, c.number) for c in copies]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One of the template's journal transactions, as read."""
+
+    id: UUID
+    kind: str
+    effective_at: datetime
+    metadata: str
+    legs: list[tuple[UUID, int]]
+
+
+def _post_books(session: Session, template: UUID, copies: list[Identity]) -> None:
+    """Post the template's journal transactions, re-keyed, to each copy: one `record_entries` per copy."""
+    entries: dict[UUID, _Entry] = {}
+    for r in session.execute(_TEMPLATE_BOOKS, {"template": template}):
+        if r.reverses_id is not None:  # a reversal is posted by reverse_transaction, one at a time
+            raise ValueError(f"transaction {r.id} of template {template} is a reversal: copies take none")
+        entry = entries.setdefault(r.id, _Entry(r.id, r.kind, r.effective_at, r.metadata, []))
+        entry.legs.append((r.account_id, r.amount))
+    for copy in copies:
+        posted = [
+            NewEntry(
+                kind=e.kind,
+                legs=[Leg(copy_id(account, copy.number), amount) for account, amount in e.legs],
+                effective_at=e.effective_at,
+                metadata=json.loads(_rekey(e.metadata, copy.suffix)),
+                id=copy_id(e.id, copy.number),
+            )
+            for e in entries.values()
+        ]
+        if posted:
+            record_entries(session, institution_id=copy_id(template, copy.number), entries=posted)
 
 
 def _columns(session: Session) -> dict[str, list[tuple[str, str]]]:
@@ -146,7 +195,7 @@ def _copy_sql(table: str, columns: list[tuple[str, str]]) -> str:
     source, where = _SOURCE.get(table, (f"{table} AS src", "src.institution_id = :template"))
     return (
         f"INSERT INTO {table} ({', '.join(column for column, _ in columns)})"  # noqa: S608
-        f" SELECT {values} FROM copy_target AS tgt CROSS JOIN {source} WHERE {where}{_ORDER.get(table, '')}"
+        f" SELECT {values} FROM copy_target AS tgt CROSS JOIN {source} WHERE {where}"
     )
 
 
@@ -177,27 +226,23 @@ def _copy_audit(session: Session, template: UUID, copies: list[Identity]) -> Non
         ),
         {"template": template},
     ).all()
-    notes = session.info.setdefault("audit", [])
     for copy in copies:
         own = {
             institution.name: copy.name,
             institution.credit_code: copy.credit_code,
             institution.custody_account: copy.custody_account,
         }
-        chain = copy_id(template, copy.number)
         for r in records:
-            notes.append(
-                {
-                    "chain": chain,
-                    "occurred_at": r.occurred_at.astimezone(UTC),
-                    "actor": _rekey(r.actor, copy.suffix),
-                    "role": r.role,
-                    "action": r.action,
-                    "object_type": r.object_type,
-                    "object_id": _rekey(r.object_id, copy.suffix),
-                    "before": _rekeyed_json(r.before, copy.suffix, own),
-                    "after": _rekeyed_json(r.after, copy.suffix, own),
-                }
+            note(
+                session,
+                Actor(_rekey(r.actor, copy.suffix), r.role),
+                r.action,
+                institution_id=copy_id(template, copy.number),
+                object_type=r.object_type,
+                object_id=_rekey(r.object_id, copy.suffix),
+                before=_rekeyed_json(r.before, copy.suffix, own),
+                after=_rekeyed_json(r.after, copy.suffix, own),
+                at=r.occurred_at,
             )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy.orm import Session
 
@@ -376,7 +376,8 @@ def _classes(
             hours=2,
             given_on=day,
             now=max(given, now) if day == now.date() else given,
-        )
+            idempotency_key=uuid4().hex,
+        ).value
         roll = rng.random()
         silent = 0.9 if behaviour == Behaviour.SILENT_PARENTS else 0.3
         answered = min(given + timedelta(days=rng.randint(0, 3)), now)

@@ -75,5 +75,6 @@ def _class(
 ) -> UUID:
     """A class given `days_ago`, recorded now (the family's window to answer starts today)."""
     given_on = local_date(now) - timedelta(days=days_ago)
+    key = f"demo-family-{contract_id}-{days_ago}"
     return record_class(s, caller=school, institution_id=institution_id, contract_id=contract_id, hours=2,
-                        given_on=given_on, now=now).id  # fmt: skip
+                        given_on=given_on, idempotency_key=key, now=now).value.id  # fmt: skip

@@ -1,7 +1,7 @@
 """Money in and out of escrow: each use case locks, checks, posts through the ledger and returns.
 
-collections.py  a family's payment: custody cash up, prepaid up
-batches.py      collections in bulk, all or nothing per batch
+collections.py  families' payments: custody cash up, prepaid up (one set-based path; one is its one-item case)
+batches.py      a batch import of collections: its limits and its view of each item
 consumption.py  what a confirmed class releases and what a refund returns (shared by the flows)
 classes.py      classes recorded, confirmed, disputed or deemed; release follows
 class_sessions.py  a class for a group of students at once (each as classes.py records it), all or none

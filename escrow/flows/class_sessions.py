@@ -23,7 +23,7 @@ from escrow.db.records import ClassRecord, Contract, Course
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.flows.classes import record_class
 from escrow.flows.consumption import hours_used, total_hours
-from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.ledger.idempotency import IdempotencyKey, fingerprint, run_once
 from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import own_institution
 from escrow.registry.jurisdictions import policy_in_force
@@ -180,7 +180,7 @@ def record_class_session(
 
     def perform() -> ClassSession:
         day = _session_day(session, caller, institution_id, given_on, now)
-        return _record_each(session, caller, institution_id, course_id, day, hours, chosen, now)
+        return _record_each(session, caller, institution_id, course_id, day, hours, chosen, idempotency_key, now)
 
     return all_or_nothing(
         session,
@@ -213,6 +213,7 @@ def _record_each(
     day: date,
     hours: int,
     chosen: list[UUID],
+    session_key: str,
     now: datetime,
 ) -> ClassSession:
     """Each student's class as `record_class` records it; any refused, the session is refused with them all."""
@@ -224,9 +225,11 @@ def _record_each(
         refusal = _not_of_course(contract_id, contract, course_id)
         if refusal is None and contract is not None:
             try:
+                # each class under a key of its own, derived from the session's (at most 255 characters)
+                key = f"class-session:{fingerprint({'key': session_key})[:32]}:{contract_id}"
                 recorded.append(
                     record_class(session, caller=caller, institution_id=institution_id, contract_id=contract_id,
-                                 hours=hours, given_on=day, now=now)
+                                 hours=hours, given_on=day, idempotency_key=key, now=now).value
                 )  # fmt: skip
             except (Conflict, InvalidRequest) as refused:
                 left = total_hours(contract) - hours_used(session, contract)

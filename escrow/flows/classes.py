@@ -3,8 +3,9 @@ confirmed after the policy's working days of silence; a dispute is resolved by t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from escrow.db.records import ClassRecord, Contract
 from escrow.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
 from escrow.flows.consumption import hours_used, refund_remaining, release_ready, total_hours
 from escrow.ids import new_id
-from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
 from escrow.registry.calendar import jurisdiction_today, official_calendar
 from escrow.registry.contracts import visible_contract
 from escrow.registry.jurisdictions import policy_version
@@ -35,12 +36,35 @@ def record_class(
     contract_id: UUID,
     hours: int,
     given_on: date | None,
+    idempotency_key: str,
     now: datetime,
-) -> ClassRecord:
-    """Record hours given on a date; they stop being refundable until confirmed or returned."""
+) -> Outcome[ClassRecord]:
+    """Record hours given on a date, once per key; they stop being refundable until confirmed or returned."""
     require_role(caller, Role.INSTITUTION)
     if caller.institution_id != institution_id:  # the contract's scope below holds this too; said plainly here
         raise NotFound(f"institution {institution_id} does not exist or is outside your scope")
+    class_id = new_id()  # chosen first, so the key is claimed with its outcome
+    return run_once(
+        session,
+        institution_id=institution_id,
+        key=IdempotencyKey(caller.principal, idempotency_key),
+        request={"operation": "record_class", "contract_id": str(contract_id), "hours": hours, "given_on": given_on},
+        perform=lambda: _record(session, caller, institution_id, contract_id, class_id, hours, given_on, now),
+        planned={"class_id": str(class_id)},
+        recall=_recall(session, institution_id),
+    )
+
+
+def _record(
+    session: Session,
+    caller: Caller,
+    institution_id: UUID,
+    contract_id: UUID,
+    class_id: UUID,
+    hours: int,
+    given_on: date | None,
+    now: datetime,
+) -> ClassRecord:
     contract = visible_contract(session, caller, institution_id, contract_id, lock=True)
     today = jurisdiction_today(session, jurisdiction_code=contract.policy_jurisdiction, now=now)
     day = given_on or today
@@ -62,7 +86,7 @@ def record_class(
         raise Conflict(f"the contract has {left} class hours left; {hours} cannot be recorded")
     row = ClassRecord(
         institution_id=institution_id,
-        id=new_id(),
+        id=class_id,
         contract_id=contract_id,
         hours=hours,
         given_on=day,
@@ -112,7 +136,7 @@ def _class_for_update(
     return row, contract
 
 
-def _recall(session: Session, institution_id: UUID) -> object:
+def _recall(session: Session, institution_id: UUID) -> Callable[[Mapping[str, Any]], ClassRecord]:
     return lambda stored: session.get_one(ClassRecord, (institution_id, UUID(stored["class_id"])))
 
 
@@ -126,7 +150,7 @@ def _decide(
     idempotency_key: str,
     now: datetime,
     note_text: str | None = None,
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """Move one class through its state machine, then release whatever that makes releasable."""
 
     def perform() -> ClassRecord:
@@ -166,14 +190,14 @@ def _decide(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": f"class_{event}", "class_id": str(class_id), "note": note_text},
         perform=perform,
-        remember=lambda row: {"class_id": str(row.id)},
-        recall=_recall(session, institution_id),  # type: ignore[arg-type]
+        planned={"class_id": str(class_id)},
+        recall=_recall(session, institution_id),
     )
 
 
 def confirm_class(
     session: Session, *, caller: Caller, institution_id: UUID, class_id: UUID, idempotency_key: str, now: datetime
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """The parent confirms the class: its share of the prepayment becomes releasable."""
     require_role(caller, Role.PARENT)
     return _decide(
@@ -196,7 +220,7 @@ def dispute_class(
     reason: str,
     idempotency_key: str,
     now: datetime,
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """The parent disputes the class: release of the contract stops until the regulator resolves it."""
     require_role(caller, Role.PARENT)
     return _decide(
@@ -221,7 +245,7 @@ def resolve_dispute(
     note: str,
     idempotency_key: str,
     now: datetime,
-) -> tuple[ClassRecord, bool]:
+) -> Outcome[ClassRecord]:
     """Upheld: the hours return to the family. Rejected: the class counts as confirmed."""
     require_role(caller, Role.REGULATOR)
     return _decide(

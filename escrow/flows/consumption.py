@@ -11,17 +11,17 @@ from datetime import datetime
 from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, or_, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from escrow.access.audit import SYSTEM, Actor, note
 from escrow.access.callers import Caller
 from escrow.db.records import ClassRecord, Collection, Contract, Institution, Payout, RefundRequest
 from escrow.ids import new_id
-from escrow.ledger.engine import open_account, post_transaction
-from escrow.ledger.idempotency import IdempotencyKey
-from escrow.ledger.model import AccountKind, Side, account_code, credit, debit
-from escrow.ledger.records import Account
+from escrow.ledger.engine import Rows, open_account, post_transaction, record_entry
+from escrow.ledger.idempotency import IdempotencyKey, new_key_row
+from escrow.ledger.model import AccountKind, NewEntry, Side, account_code, credit, debit
+from escrow.ledger.records import Account, IdempotencyRecord
 from escrow.rules.states import (
     HELD_CLASS_STATUSES,
     INSTITUTION,
@@ -174,16 +174,20 @@ def release_ready(session: Session, contract: Contract, now: datetime) -> int:
         amount = share(paid, hours_done, total) - released_before  # released_before: what actually moved
         released_before += amount
         if amount > 0:
-            entry = post_transaction(
-                session,
-                institution_id=contract.institution_id,
+            entry = NewEntry(
                 kind="class_released",
                 legs=[debit(contract.prepaid_account_id, amount), credit(state.releasable, amount)],
-                idempotency=IdempotencyKey(LEDGER, f"release:{record.id}"),
                 effective_at=now,
                 metadata={"contract_id": str(contract.id), "class_id": str(record.id), "hours": record.hours},
-                unused_key=True,  # the class is unreleased (amount_fen NULL) under the contract's lock
             )
+            key = new_key_row(  # the class is unreleased (amount_fen NULL) under the contract's lock
+                institution_id=contract.institution_id,
+                key=IdempotencyKey(LEDGER, f"release:{record.id}"),
+                request={"operation": "release", "class_id": str(record.id), "amount_fen": amount},
+                transaction_id=entry.id,
+            )
+            rows = Rows(insert(IdempotencyRecord), [key])
+            record_entry(session, institution_id=contract.institution_id, entry=entry, rows=[rows])
             record.release_transaction_id = entry.id
             moved += amount
         record.amount_fen = amount  # set with the release, so one UPDATE records both
@@ -206,16 +210,14 @@ def refund_remaining(session: Session, contract: Contract, *, cause: str, now: d
     if amount == 0:
         return None
     owed = refund_payable_account(session, contract)
-    entry = post_transaction(
-        session,
-        institution_id=contract.institution_id,
+    entry = NewEntry(
         kind="refund_approved",
         legs=[debit(contract.prepaid_account_id, amount), credit(owed, amount)],
-        idempotency=IdempotencyKey(LEDGER, f"refund:{cause}"),
         effective_at=now,
         metadata={"contract_id": str(contract.id), "cause": cause},
     )
-    if entry.replayed:
+    idempotency = IdempotencyKey(LEDGER, f"refund:{cause}")
+    if post_transaction(session, institution_id=contract.institution_id, entry=entry, idempotency=idempotency).replayed:
         return None
     return instruct_refund(session, contract, amount, now)
 

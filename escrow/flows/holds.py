@@ -28,8 +28,8 @@ from escrow.flows.consumption import (
 )
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
-from escrow.ledger.idempotency import IdempotencyKey, run_once
-from escrow.ledger.model import credit, debit
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
+from escrow.ledger.model import NewEntry, credit, debit
 from escrow.ledger.records import JournalTransaction, Posting
 from escrow.registry.institutions import PAYOUT_PENDING, RELEASABLE, visible_institution
 from escrow.rules import states
@@ -87,19 +87,18 @@ def _recall_releases(session: Session, caller: Caller, institution_id: UUID, hol
     for payout in in_flight:
         payout.status = states.move("payout", states.PAYOUT, payout.status, "recall")
         payout.settled_at, payout.failure_reason = now, f"recalled by hold {hold.id}: {hold.reason}"
-        entry = post_transaction(
-            session,
-            institution_id=institution_id,
+        entry = NewEntry(
             kind="payout_recalled",
             legs=[
                 debit(account_id(session, institution_id, PAYOUT_PENDING), payout.amount_fen),
                 credit(account_id(session, institution_id, RELEASABLE), payout.amount_fen),
             ],
-            idempotency=IdempotencyKey(LEDGER, f"recall:{payout.id}"),
             effective_at=now,
             metadata={"payout_id": str(payout.id), "hold_id": str(hold.id)},
         )
-        payout.settle_transaction_id = entry.id
+        idempotency = IdempotencyKey(LEDGER, f"recall:{payout.id}")
+        posted = post_transaction(session, institution_id=institution_id, entry=entry, idempotency=idempotency)
+        payout.settle_transaction_id = posted.value.id
         for record in session.scalars(
             select(ClassRecord).where(ClassRecord.institution_id == institution_id, ClassRecord.payout_id == payout.id)
         ):
@@ -154,7 +153,7 @@ def list_holds(session: Session, *, caller: Caller, institution_id: UUID) -> Pag
 
 def close_institution(
     session: Session, *, caller: Caller, institution_id: UUID, reason: str, idempotency_key: str, now: datetime
-) -> tuple[Institution, bool]:
+) -> Outcome[Institution]:
     """Close: void unconfirmed classes, release what was confirmed, refund every family the rest.
 
     Afterwards custody cash equals what the institution is owed (releasable and payouts in flight)
@@ -197,7 +196,7 @@ def close_institution(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "close_institution", "reason": reason},
         perform=perform,
-        remember=lambda i: {"institution_id": str(i.id)},
+        planned={"institution_id": str(institution_id)},
         recall=lambda s: session.get_one(Institution, UUID(s["institution_id"])),
     )
 
@@ -237,8 +236,7 @@ class ClosureRefund:
 
 def preview_closure(session: Session, *, caller: Caller, institution_id: UUID, now: datetime) -> list[ClosureRefund]:
     """What each family would get back if the institution closed now: the closure itself, rolled back."""
-    notes = list(session.info.get("audit", []))
-    savepoint = session.begin_nested()
+    savepoint = session.begin_nested()  # its rollback takes the closure's audit notes with it
     try:
         close_institution(
             session,
@@ -267,5 +265,4 @@ def preview_closure(session: Session, *, caller: Caller, institution_id: UUID, n
         ).all()
     finally:
         savepoint.rollback()
-        session.info["audit"] = notes  # the rolled-back closure's notes are not written
     return [ClosureRefund(r[0], r[1], r[2], abs(int(r[3]))) for r in rows]

@@ -27,8 +27,8 @@ from escrow.flows.consumption import (
 )
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
-from escrow.ledger.idempotency import IdempotencyKey, run_once
-from escrow.ledger.model import AccountKind, Leg, credit, debit
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
+from escrow.ledger.model import AccountKind, Leg, NewEntry, credit, debit
 from escrow.ledger.records import Account
 from escrow.registry.calendar import jurisdiction_today
 from escrow.registry.institutions import CUSTODY_CASH, PAYOUT_PENDING, RELEASABLE, own_institution, visible_institution
@@ -64,7 +64,7 @@ def make_payouts(session: Session, *, now: datetime, institution_ids: Collection
 
 def request_payout(
     session: Session, *, caller: Caller, institution_id: UUID, idempotency_key: str, now: datetime
-) -> tuple[Payout | None, bool]:
+) -> Outcome[Payout | None]:
     """The institution asks for everything released so far, whatever the cadence."""
     institution = own_institution(session, caller, institution_id)
     locked = session.get_one(Institution, institution.id, with_for_update={"key_share": True}, populate_existing=True)
@@ -89,7 +89,7 @@ def request_payout(
 
 def settle_closure(
     session: Session, *, caller: Caller, institution_id: UUID, reason: str, idempotency_key: str, now: datetime
-) -> tuple[Payout, bool]:
+) -> Outcome[Payout]:
     """The final settlement of a closed institution: once every family's refund is paid, a regulator
     releases what the institution earned (releasable) to it, with a reason; after the bank executes it,
     custody holds nothing."""
@@ -156,19 +156,18 @@ def _instruct_release(
     )
     session.add(payout)
     session.flush()
-    entry = post_transaction(
-        session,
-        institution_id=institution_id,
+    entry = NewEntry(
         kind="payout_instructed",
         legs=[
             debit(account_id(session, institution_id, RELEASABLE), amount),
             credit(account_id(session, institution_id, PAYOUT_PENDING), amount),
         ],
-        idempotency=IdempotencyKey(LEDGER, f"payout:{payout.id}"),
         effective_at=now,
         metadata={"payout_id": str(payout.id), "classes": len(due)},
     )
-    payout.instruct_transaction_id = entry.id
+    idempotency = IdempotencyKey(LEDGER, f"payout:{payout.id}")
+    posted = post_transaction(session, institution_id=institution_id, entry=entry, idempotency=idempotency)
+    payout.instruct_transaction_id = posted.value.id
     for record in due:
         record.payout_id = payout.id
     session.flush()
@@ -245,7 +244,7 @@ def settle_payout(
     note_text: str,
     idempotency_key: str,
     now: datetime,
-) -> tuple[Payout, bool]:
+) -> Outcome[Payout]:
     """The custody bank reports the instruction executed (cash leaves custody) or failed (money returns)."""
     require_role(caller, Role.BANK, Role.REGULATOR)
     visible_institution(session, caller, institution_id)
@@ -271,17 +270,16 @@ def settle_payout(
             payout.failure_reason = note_text
         legs = _settlement_legs(session, payout, executed)
         if legs:
-            entry = post_transaction(
-                session,
-                institution_id=institution_id,
+            entry = NewEntry(
                 kind="payout_executed" if executed else "payout_failed",
                 legs=legs,
-                idempotency=IdempotencyKey(LEDGER, f"settle:{payout.id}"),
                 effective_at=now,
                 metadata={"payout_id": str(payout.id), "note": note_text}
                 | ({"bank_reference": note_text} if executed else {}),
             )
-            payout.settle_transaction_id = entry.id
+            idempotency = IdempotencyKey(LEDGER, f"settle:{payout.id}")
+            posted = post_transaction(session, institution_id=institution_id, entry=entry, idempotency=idempotency)
+            payout.settle_transaction_id = posted.value.id
         if executed and institution is not None:  # owed after this one was sent (an upheld dispute): send it now
             _instruct_refund_owed(session, payout, now)
             close_once_refunds_paid(session, caller, institution, now)
@@ -312,7 +310,7 @@ def settle_payout(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "settle_payout", "payout_id": str(payout_id), "executed": executed, "note": note_text},
         perform=perform,
-        remember=lambda p: {"payout_id": str(p.id)},
+        planned={"payout_id": str(payout_id)},
         recall=lambda s: session.get_one(Payout, (institution_id, UUID(s["payout_id"]))),
     )
 

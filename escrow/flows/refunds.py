@@ -17,7 +17,7 @@ from escrow.db.records import Contract, Payout, RefundRequest
 from escrow.errors import Conflict, NotFound
 from escrow.flows.consumption import refund_remaining, refundable_fen, release_ready
 from escrow.ids import new_id
-from escrow.ledger.idempotency import IdempotencyKey, run_once
+from escrow.ledger.idempotency import IdempotencyKey, Outcome, run_once
 from escrow.registry.calendar import jurisdiction_today, official_calendar
 from escrow.registry.contracts import visible_contract
 from escrow.registry.institutions import own_institution, visible_institution
@@ -74,7 +74,7 @@ def decide_refund(
     reason: str | None,
     idempotency_key: str,
     now: datetime,
-) -> tuple[RefundRequest, bool]:
+) -> Outcome[RefundRequest]:
     """The institution approves (the family is paid what is unconsumed; a reason is kept if given) or
     rejects with a reason."""
     own_institution(session, caller, institution_id)
@@ -107,7 +107,7 @@ def decide_refund(
         key=IdempotencyKey(caller.principal, idempotency_key),
         request={"operation": "decide_refund", "request_id": str(request_id), "approve": approve, "reason": reason},
         perform=perform,
-        remember=lambda row: {"request_id": str(row.id)},
+        planned={"request_id": str(request_id)},
         recall=lambda stored: session.get_one(RefundRequest, (institution_id, UUID(stored["request_id"]))),
     )
 

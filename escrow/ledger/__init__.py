@@ -7,8 +7,13 @@
 
     model.py        account kinds, legs, sides, entries and the rules they obey (pure)
     engine.py       open accounts, post, reverse, balances as of any instant (over a session)
+    _accounts.py    the accounts a posting moves, read or locked in id order (private)
+    _fused.py       how the engine writes an entry in one statement (private: its speed tricks)
     records.py      the ORM rows of the ledger tables
-    idempotency.py  one key, one effect: claimed in the same transaction as the postings
+    idempotency.py  one key, one effect (`run_once`, value and replayed): claimed in the same
+                    transaction as the effect
 
-Use cases post through `engine.post_transaction`; nothing else writes postings.
+Use cases post values through the engine: `record_entries` (many NewEntry at once, with the domain
+rows written with them), `record_entry` (one), `post_transaction` (one, once per idempotency key).
+The rows the transaction has waiting (escrow/db/pending.py: its audit notes) go in the same statement.
 """

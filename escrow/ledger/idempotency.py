@@ -10,34 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from escrow.errors import IdempotencyConflict, InvalidRequest
-from escrow.ledger.records import IdempotencyRecord
+from escrow.errors import EscrowError, IdempotencyConflict, InvalidRequest
+from escrow.ledger._fused import array
 
 T = TypeVar("T")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-# Built once: every money-moving request runs both, and building a statement costs more than running it
-_RECORD = cast(Table, IdempotencyRecord.__table__)
-_CLAIM = (
-    insert(_RECORD)
-    .values(
-        institution_id=bindparam("p_institution_id"),
-        caller=bindparam("p_caller"),
-        key=bindparam("p_key"),
-        request_hash=bindparam("p_request_hash"),
-    )
-    .on_conflict_do_nothing()
-    .returning(_RECORD.c.key)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,30 +32,6 @@ class IdempotencyKey:
 
     caller: str
     key: str
-
-
-# Plain SQL, so the ledger engine can also write it inside the statement that writes a journal transaction
-OUTCOME_SQL = (
-    "UPDATE idempotency_record SET transaction_id = :transaction_id, result = CAST(:p_outcome AS jsonb)"
-    " WHERE institution_id = :institution_id AND caller = :p_caller AND key = :p_key"
-)
-_RECORD_OUTCOME = text(OUTCOME_SQL)
-# The key and its transaction in one row, for a key no earlier request can have used (see post_transaction)
-NEW_KEY_SQL = (
-    "INSERT INTO idempotency_record (institution_id, caller, key, request_hash, transaction_id)"
-    " VALUES (:institution_id, :p_caller, :p_key, :p_request_hash, :transaction_id)"
-)
-
-
-def outcome_params(key: IdempotencyKey, result: Mapping[str, Any] | None) -> dict[str, Any]:
-    """OUTCOME_SQL's own parameters (it also takes :institution_id and :transaction_id)."""
-    return {"p_caller": key.caller, "p_key": key.key, "p_outcome": None if result is None else json.dumps(dict(result))}
-
-
-def new_key_params(key: IdempotencyKey, request: Mapping[str, Any]) -> dict[str, Any]:
-    """NEW_KEY_SQL's own parameters (it also takes :institution_id and :transaction_id)."""
-    _check_key(key)
-    return {"p_caller": key.caller, "p_key": key.key, "p_request_hash": fingerprint(request)}
 
 
 def _check_key(key: IdempotencyKey) -> None:
@@ -83,50 +45,51 @@ def fingerprint(request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def claim_key(
-    session: Session, *, institution_id: UUID, key: IdempotencyKey, request: Mapping[str, Any]
-) -> IdempotencyRecord | None:
-    """Reserve `key` for `request`. None: first use, go ahead. A record: the earlier result to replay."""
-    _check_key(key)
-    request_hash = fingerprint(request)
-    claimed = session.execute(
-        _CLAIM,
-        {"p_institution_id": institution_id, "p_caller": key.caller, "p_key": key.key, "p_request_hash": request_hash},
-    ).first()
-    if claimed is not None:
-        return None
-    # the row existed, or a concurrent holder just committed it: read it as it is now
-    earlier = session.scalars(
-        select(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.institution_id == institution_id,
-            IdempotencyRecord.caller == key.caller,
-            IdempotencyRecord.key == key.key,
-        )
-        .execution_options(populate_existing=True)
-    ).one()
-    if earlier.request_hash != request_hash:
-        raise IdempotencyConflict(
-            f"idempotency key {key.key!r} was first used at {earlier.created_at.isoformat()} "
+class Outcome(NamedTuple, Generic[T]):
+    """What an idempotent use case returns: its value, and whether it is a replay of an earlier request
+    with the same key (then nothing moved or changed again)."""
+
+    value: T
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReused:
+    """An item whose key was first used for a different request."""
+
+    index: int
+    key: str
+    first_used_at: datetime
+
+
+class KeysReused(IdempotencyConflict):
+    """Some keys were first used for different requests; nothing was changed."""
+
+    def __init__(self, reused: list[KeyReused]) -> None:
+        first = reused[0]
+        super().__init__(
+            f"idempotency key {first.key!r} was first used at {first.first_used_at.isoformat()} "
             "for a different request; nothing was changed. Use a new key for a new request.",
-            key=key.key,
+            key=first.key,
         )
-    return earlier
+        self.reused = reused
 
 
-def record_outcome(
-    session: Session,
-    *,
-    institution_id: UUID,
-    key: IdempotencyKey,
-    transaction_id: UUID | None = None,
-    result: Mapping[str, Any] | None = None,
-) -> None:
-    """Store what the first request produced, for replays."""
-    session.execute(
-        _RECORD_OUTCOME,
-        {"institution_id": institution_id, "transaction_id": transaction_id} | outcome_params(key, result),
-    )
+def new_key_row(
+    *, institution_id: UUID, key: IdempotencyKey, request: Mapping[str, Any], transaction_id: UUID
+) -> dict[str, Any]:
+    """The key and its outcome as one idempotency_record row, for a key no earlier request can have used
+    (the caller holds the lock that makes a replay impossible): written with the entry it guards (one
+    round trip fewer than claiming first), a used key is still refused, by the key's primary key."""
+    _check_key(key)
+    return {
+        "institution_id": institution_id,
+        "caller": key.caller,
+        "key": key.key,
+        "request_hash": fingerprint(request),
+        "transaction_id": transaction_id,
+        "result": {"transaction_id": str(transaction_id)},
+    }
 
 
 def run_once(
@@ -136,14 +99,139 @@ def run_once(
     key: IdempotencyKey,
     request: Mapping[str, Any],
     perform: Callable[[], T],
-    remember: Callable[[T], Mapping[str, Any]],
     recall: Callable[[Mapping[str, Any]], T],
-) -> tuple[T, bool]:
-    """Do `perform` once per key; a replay gets `recall` of what `remember` stored. (value, replayed)"""
-    earlier = claim_key(session, institution_id=institution_id, key=key, request=request)
-    if earlier is not None:
-        assert earlier.result is not None, "a claimed key records its result in the same transaction"
-        return recall(earlier.result), True
-    value = perform()
-    record_outcome(session, institution_id=institution_id, key=key, result=remember(value))
-    return value, False
+    remember: Callable[[T], Mapping[str, Any]] | None = None,
+    planned: Mapping[str, Any] | None = None,
+) -> Outcome[T]:
+    """Do `perform` once per key, in the caller's transaction; a replay gets `recall` of what was stored:
+    `remember` of the value, or `planned`, the result known before performing (the use case chose its
+    ids first), stored with the key as it is claimed (one statement fewer). A key first used for a
+    different request is refused (IdempotencyConflict)."""
+    return run_once_each(
+        session,
+        institution_id=institution_id,
+        uses=[(key, request)],
+        perform=lambda fresh: [perform()],
+        recall=lambda stored: [recall(result) for result in stored],
+        remember=remember,
+        planned=None if planned is None else [planned],
+    )[0]
+
+
+def run_once_each(
+    session: Session,
+    *,
+    institution_id: UUID,
+    uses: Sequence[tuple[IdempotencyKey, Mapping[str, Any]]],
+    perform: Callable[[list[int]], list[T]],
+    recall: Callable[[list[Mapping[str, Any]]], list[T]],
+    remember: Callable[[T], Mapping[str, Any]] | None = None,
+    planned: Sequence[Mapping[str, Any]] | None = None,
+) -> list[Outcome[T]]:
+    """run_once for many requests of one institution in a few statements: `perform` gets the indexes of
+    the requests whose keys are new (and returns their values in that order), `recall` the stored results
+    of the replayed ones. What is stored is `remember` of each value, or, when the use case chose its ids
+    before performing, `planned` (each request's result if it is new), stored with the key as it is
+    claimed. Refused whole (KeysReused) if any key was first used for a different request; a request
+    `perform` refuses leaves its key unused, as if rolled back, even should the caller commit."""
+    assert (remember is None) != (planned is None), "a result is remembered after, or planned before"
+    for key, _ in uses:
+        _check_key(key)
+    hashes = [fingerprint(request) for _, request in uses]
+    keys = [key for key, _ in uses]
+    earlier = _claim(session, institution_id, keys, hashes, planned)
+    reused = [
+        KeyReused(n, key.key, earlier[n].created_at)
+        for n, (key, _) in enumerate(uses)
+        if n in earlier and earlier[n].request_hash != hashes[n]
+    ]
+    if reused:
+        raise KeysReused(reused)
+    fresh = [n for n in range(len(uses)) if n not in earlier]
+    done: dict[int, Outcome[T]] = {}
+    if earlier:
+        replays = sorted(earlier)
+        for n, result in zip(replays, recall([_result(earlier[n]) for n in replays]), strict=True):
+            done[n] = Outcome(result, True)
+    if fresh:
+        try:
+            values = perform(fresh)
+        except EscrowError:  # refused: a key naming what was never written must not outlive it
+            _unclaim(session, institution_id, [keys[n] for n in fresh])
+            raise
+        if remember is not None:
+            _record_outcomes(session, institution_id, [keys[n] for n in fresh], [remember(v) for v in values])
+        done |= {n: Outcome(value, False) for n, value in zip(fresh, values, strict=True)}
+    return [done[n] for n in range(len(uses))]
+
+
+def _result(record: Any) -> Mapping[str, Any]:
+    assert record.result is not None, "a claimed key records its result in the same transaction"
+    result: Mapping[str, Any] = record.result
+    return result
+
+
+# Sorted keys: concurrent requests sharing keys queue on them in one order instead of deadlocking
+_CLAIM = text(
+    "INSERT INTO idempotency_record (institution_id, caller, key, request_hash, result, transaction_id)"
+    " SELECT :institution_id, c, k, h, o, CAST(o ->> 'transaction_id' AS uuid) FROM unnest(CAST(:callers AS text[]),"
+    " CAST(:keys AS text[]), CAST(:hashes AS text[]), CAST(:outcomes AS jsonb[])) AS u(c, k, h, o) ORDER BY c, k"
+    " ON CONFLICT DO NOTHING RETURNING caller, key"
+)
+# the rows that existed, or that a concurrent holder just committed: read as they are now
+_EARLIER = text(
+    "SELECT r.caller, r.key, r.request_hash, r.result, r.created_at FROM idempotency_record r"
+    " JOIN unnest(CAST(:callers AS text[]), CAST(:keys AS text[])) AS u(c, k) ON r.caller = u.c AND r.key = u.k"
+    " WHERE r.institution_id = :institution_id"
+)
+_UNCLAIM = text(
+    "DELETE FROM idempotency_record AS r USING unnest(CAST(:callers AS text[]), CAST(:keys AS text[])) AS u(c, k)"
+    " WHERE r.institution_id = :institution_id AND r.caller = u.c AND r.key = u.k"
+)
+_OUTCOMES = text(
+    "UPDATE idempotency_record AS r SET result = u.o, transaction_id = CAST(u.o ->> 'transaction_id' AS uuid)"
+    " FROM unnest(CAST(:callers AS text[]), CAST(:keys AS text[]), CAST(:outcomes AS jsonb[])) AS u(c, k, o)"
+    " WHERE r.institution_id = :institution_id AND r.caller = u.c AND r.key = u.k"
+)
+
+
+def _claim(
+    session: Session,
+    institution_id: UUID,
+    keys: list[IdempotencyKey],
+    hashes: list[str],
+    planned: Sequence[Mapping[str, Any]] | None,
+) -> dict[int, Any]:
+    """Claim every key in one statement (with its planned result); the earlier records of those claimed
+    before, by index."""
+    bound = {"institution_id": institution_id, "callers": array([k.caller for k in keys])}
+    outcomes = array([None] * len(keys) if planned is None else [json.dumps(dict(p), default=str) for p in planned])
+    claiming = bound | {"keys": array([k.key for k in keys]), "hashes": array(hashes), "outcomes": outcomes}
+    claimed = {tuple(r) for r in session.execute(_CLAIM, claiming)}
+    taken = [n for n, k in enumerate(keys) if (k.caller, k.key) not in claimed]
+    if not taken:
+        return {}
+    bound["callers"] = array([keys[n].caller for n in taken])
+    rows = {
+        (r.caller, r.key): r for r in session.execute(_EARLIER, bound | {"keys": array([keys[n].key for n in taken])})
+    }
+    return {n: rows[keys[n].caller, keys[n].key] for n in taken}
+
+
+def _record_outcomes(
+    session: Session, institution_id: UUID, keys: list[IdempotencyKey], results: list[Mapping[str, Any]]
+) -> None:
+    session.execute(
+        _OUTCOMES,
+        {
+            "institution_id": institution_id,
+            "callers": array([k.caller for k in keys]),
+            "keys": array([k.key for k in keys]),
+            "outcomes": array([json.dumps(dict(r), default=str) for r in results]),
+        },
+    )
+
+
+def _unclaim(session: Session, institution_id: UUID, keys: list[IdempotencyKey]) -> None:
+    bound = {"callers": array([k.caller for k in keys]), "keys": array([k.key for k in keys])}
+    session.execute(_UNCLAIM, {"institution_id": institution_id} | bound)

@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from escrow.ids import new_id
+
 
 class Side(StrEnum):
     DEBIT = "debit"
@@ -105,8 +107,18 @@ class JournalEntry:
     reverses_id: UUID | None = None
     reversal_reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    replayed: bool = False
-    """True when an idempotency key matched an earlier request and nothing moved again."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A journal transaction to post: its kind, legs, business time (default now) and what it is for.
+    Its id is chosen here, so the rows written with it can name it."""
+
+    kind: str
+    legs: Sequence[Leg]
+    effective_at: datetime | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    id: UUID = field(default_factory=new_id)
 
 
 def balance_delta(account: AccountState, amount: int) -> int:

@@ -1,7 +1,7 @@
 -- The ledger's rules, as they live in the database: read this file top to bottom.
 --
--- Applied by migrations/versions/0013_typed_states.py (older migrations keep the history of how they came
--- to be); tests/db/test_rules_files.py proves a migrated database defines exactly this. Every statement
+-- Applied by the latest migration that records the files' hash, RULES_SHA256 (older migrations keep the
+-- history of how they came to be); tests/db/test_rules_files.py proves a migrated database defines exactly this. Every statement
 -- may run again on a database that already has it. Errors are integrity_constraint_violation, which the
 -- service answers as a conflict.
 

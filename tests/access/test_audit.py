@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from escrow.access.audit import OPERATOR, note, record_hash, verify_chains
 from escrow.errors import PolicyViolation, UnbalancedTransaction
 from escrow.ledger.engine import balance_of, record_entry
-from escrow.ledger.model import Leg, credit, debit
+from escrow.ledger.model import Leg, NewEntry, credit, debit
 from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
 from escrow.registry.jurisdictions import add_jurisdiction
@@ -185,18 +185,16 @@ def test_escrow_audit_verify_reports_and_fails_on_a_break(
 
 
 def test_notes_appended_with_a_posting_keep_their_order_and_leave_with_a_rollback(db: sessionmaker[Session]) -> None:
-    """The ledger engine appends the institution's notes so far in the statement that makes a transaction's
-    last write; the rest are appended at commit, after them. A rollback, of the transaction or of a
-    savepoint, takes away exactly what it undoes."""
+    """The ledger engine writes the notes so far with its statement; the rest are written at commit, after
+    them, and the database chains them in that order. A rollback, of the transaction or of a savepoint,
+    takes away exactly what it undoes."""
     inst = school_with_courses(db, 0)
 
     def noted(s: Session, action: str) -> None:
         note(s, OPERATOR, action, institution_id=inst, object_type="thing", object_id=action)
 
     def post(s: Session, *legs: Leg) -> None:
-        record_entry(
-            s, institution_id=inst, kind="collection", legs=legs, effective_at=None, metadata={}, last_write=True
-        )
+        record_entry(s, institution_id=inst, entry=NewEntry(kind="collection", legs=legs))
 
     with db.begin() as s:
         cash, owed = asset(s, inst, "test_cash"), liability(s, inst, "test_owed")

@@ -6,17 +6,18 @@ from collections.abc import Iterator
 
 import psycopg2  # type: ignore[import-untyped]
 import pytest
-from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import sessionmaker
 
-from api.app import check_routes, create_app
-from api.auth import CallerDep
-from api.routing import HandlerThreadRoute
+from api.app import create_app
+from api.deps import CallerDep
+from escrow.access.callers import Role
+from escrow.access.tokens import issue_token
 from escrow.errors import IdempotencyConflict, InsufficientFunds, NotFound, UnbalancedTransaction
-from tests.factories import migration_head
+from tests.factories import bare_institution, migration_head
 
 
 @pytest.fixture
@@ -126,18 +127,25 @@ def test_a_connection_lost_mid_query_is_a_503_whatever_error_class_the_driver_pi
     assert response.json()["code"] == ("database_unavailable" if invalidated else "internal_error")
 
 
-def test_a_handler_that_takes_the_caller_runs_where_its_token_is_checked(engine: Engine) -> None:
-    """The caller's token is checked in a sync handler's thread, with its session: an async handler or one
-    without the session, or a route of another class, would get the unchecked token, so it is refused."""
+def test_a_caller_dependency_is_the_caller_whatever_the_handler_names_it(engine: Engine) -> None:
+    """A handler gets the authenticated Caller its parameter's type says, under any name, sync or async;
+    a bad token is refused before the handler runs."""
+    with sessionmaker(engine).begin() as s:
+        institution = bare_institution(s)
+        _, secret = issue_token(s, role=Role.INSTITUTION, institution_id=institution)
 
-    async def on_the_loop(caller: CallerDep) -> None: ...
+    def sync_me(me: CallerDep) -> dict[str, str]:
+        return {"type": type(me).__name__, "role": me.role.value}
 
-    def without_session(caller: CallerDep) -> None: ...
+    async def async_who(who: CallerDep) -> dict[str, str]:
+        return {"type": type(who).__name__, "role": who.role.value}
 
-    for handler in (on_the_loop, without_session):
-        with pytest.raises(TypeError, match="must be a sync handler that takes the session"):
-            APIRouter(route_class=HandlerThreadRoute).add_api_route("/x", handler)
     app = create_app(engine)
-    app.router.add_api_route("/y", without_session)  # a plain APIRoute
-    with pytest.raises(TypeError, match="needs route_class=HandlerThreadRoute"):
-        check_routes(app)
+    app.add_api_route("/_me", sync_me)
+    app.add_api_route("/_who", async_who)
+    with TestClient(app) as client:
+        for path in ("/_me", "/_who"):
+            response = client.get(path, headers={"Authorization": f"Bearer {secret}"})
+            assert response.json() == {"type": "Caller", "role": "institution"}, path
+            refused = client.get(path, headers={"Authorization": "Bearer esc_not_a_token"})
+            assert (refused.status_code, refused.json()["code"]) == (401, "unauthenticated"), path

@@ -61,12 +61,12 @@ def test_a_class_whose_deadline_falls_in_a_year_without_data_is_refused(api: Api
     Clock.now = datetime(2093, 12, 1, 2, tzinfo=UTC)  # the parent's window counts from the day a class is recorded
     contract = api.call("POST", f"/institutions/{inst}/contracts", token, body).json()
     path = f"/institutions/{inst}/contracts/{contract['id']}/classes"
-    ok = api.call("POST", path, token, {"hours": 1, "given_on": "2093-12-01"})
+    ok = api.call("POST", path, token, {"hours": 1, "given_on": "2093-12-01"}, **{"Idempotency-Key": "c-1"})
     assert ok.status_code == 201, ok.text  # its 15 working days end within 2093
     Clock.now = MID_DECEMBER
     # 15 working days after 16 December 2093 end in January 2094, which has no official data (as 2027 has
     # none yet on 1 December 2026)
-    r = api.call("POST", path, token, {"hours": 1, "given_on": "2093-12-16"})
+    r = api.call("POST", path, token, {"hours": 1, "given_on": "2093-12-16"}, **{"Idempotency-Key": "c-2"})
     assert (r.status_code, r.json()["code"]) == (409, "calendar_year_missing"), r.text
     assert "no official calendar for 2094" in r.json()["detail"]
 

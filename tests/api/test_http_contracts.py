@@ -365,3 +365,40 @@ def test_every_405_names_the_allowed_methods_and_head_healthz_answers(api: Api) 
         served = {m.upper() for m in operations} | ({"HEAD"} if path == "/healthz" else set())
         r = api.client.request("OPTIONS", path)
         assert (r.status_code, set(r.headers["allow"].split(", "))) == (405, served), template
+
+
+def test_recording_a_class_is_idempotent_and_needs_a_key(api: Api) -> None:
+    """Two identical POSTs with one key record one class; without a key, nothing is recorded."""
+    inst, token = school(api)
+    base = f"/institutions/{inst}"
+    course = api.call(
+        "POST",
+        f"{base}/courses",
+        token,
+        {"name": "Maths 5", "category": "subject", "unit_price_fen": 10_000, "guide_price_fen": 10_000},
+    ).json()
+    guardian = {"name": "Zhang Wei", "phone": phone(), "id_number": "11010519491231002X"}
+    contract = api.call(
+        "POST",
+        f"{base}/contracts",
+        token,
+        {
+            "course_id": course["id"],
+            "guardian": guardian,
+            "student_name": "Zhang Xiao",
+            "hours_bought": 10,
+            "bonus_hours": 0,
+            "term_start": (local_date(datetime.now(UTC)) - timedelta(days=1)).isoformat(),
+            "term_end": (local_date(datetime.now(UTC)) + timedelta(days=60)).isoformat(),
+        },
+    ).json()
+    classes = f"{base}/contracts/{contract['id']}/classes"
+    missing = api.call("POST", classes, token, {"hours": 1})
+    assert (missing.status_code, missing.json()["code"]) == (422, "invalid_request")
+    first = api.call("POST", classes, token, {"hours": 1}, **{"Idempotency-Key": "class-1"})
+    again = api.call("POST", classes, token, {"hours": 1}, **{"Idempotency-Key": "class-1"})
+    assert first.status_code == 201, first.text
+    assert (again.json()["id"], again.headers.get("Idempotent-Replayed")) == (first.json()["id"], "true")
+    other = api.call("POST", classes, token, {"hours": 2}, **{"Idempotency-Key": "class-1"})
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused")
+    assert len(api.call("GET", classes, token).json()["items"]) == 1

@@ -268,7 +268,9 @@ def live_a_contract(base: str, engine: Engine, clients: ExitStack) -> None:
         body=CollectionIn(amount_fen=200_000, bank_reference="SJ-0001"),
     )
     assert not isinstance(paid, Problem) and paid is not None and paid.amount_fen == 200_000
-    given = record_class.sync(institution.id, contract.id, client=school, body=ClassIn(hours=2))
+    given = record_class.sync(
+        institution.id, contract.id, client=school, idempotency_key=next(keys), body=ClassIn(hours=2)
+    )
     assert not isinstance(given, Problem) and given is not None
     with make_sessionmaker(engine).begin() as s:
         _, parent_token = issue_token(s, role=Role.PARENT, guardian_phone=mother)

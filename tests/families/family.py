@@ -80,7 +80,8 @@ def a_family(
 def give_class(s: Session, family: Family, *, hours: int = 2, now: datetime | None = None) -> UUID:
     """The institution records a class of `hours` given today."""
     return record_class(s, caller=family.owner, institution_id=family.institution_id, contract_id=family.contract_id,
-                        hours=hours, given_on=None, now=now or datetime.now(UTC)).id  # fmt: skip
+                        hours=hours, given_on=None, idempotency_key=f"class-{new_id()}",
+                        now=now or datetime.now(UTC)).value.id  # fmt: skip
 
 
 def bank_pays(s: Session, payout: Payout, *, now: datetime | None = None) -> None:

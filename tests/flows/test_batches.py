@@ -189,7 +189,7 @@ def test_a_key_of_the_single_route_replays_in_a_batch_and_the_other_way_round(
             collected_at=at,
             idempotency_key="single-1",
             now=datetime.now(UTC),
-        ).collection
+        ).value
     batch = run(
         db,
         books,
@@ -215,7 +215,7 @@ def test_a_key_of_the_single_route_replays_in_a_batch_and_the_other_way_round(
             idempotency_key="b",
             now=datetime.now(UTC),
         )
-    assert back.replayed and back.collection.id == batch[1].collection_id
+    assert back.replayed and back.value.id == batch[1].collection_id
     assert state(db, books)["collection"] == 2
 
 

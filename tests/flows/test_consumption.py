@@ -6,7 +6,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -97,7 +97,8 @@ def test_deeming_counts_working_days_across_national_day(db: sessionmaker[Sessio
             hours=2,
             given_on=date(2026, 9, 30),
             now=datetime(2026, 9, 30, 20, tzinfo=UTC),
-        )
+            idempotency_key=uuid4().hex,
+        ).value
     assert record.confirm_by == date(2026, 10, 27)
     with db.begin() as s:  # 23:59 on 27 October, Beijing time
         assert deem_classes_confirmed(s, now=datetime(2026, 10, 27, 15, 59, tzinfo=UTC)) == []
@@ -121,7 +122,8 @@ def test_refunds_confirmations_and_payouts_racing_never_overdraw_or_pay_twice(db
                 hours=2,
                 given_on=AT.date() + timedelta(days=d),
                 now=AT + timedelta(days=d),
-            ).id
+                idempotency_key=uuid4().hex,
+            ).value.id
             for d in range(20)
         ]
     bank = Caller(token_id=new_id(), role=Role.BANK, bank_code="bank_j")

@@ -22,11 +22,25 @@ def test_a_class_given_today_is_todays_at_half_past_midnight_and_half_past_eleve
     with db.begin() as s:
         assert jurisdiction_today(s, jurisdiction_code=J, now=HALF_PAST_MIDNIGHT) == TUESDAY
         for now in (HALF_PAST_MIDNIGHT, HALF_PAST_ELEVEN):
-            undated = record_class(
-                s, caller=owner, institution_id=inst, contract_id=contract, hours=1, given_on=None, now=now
+            undated, _ = record_class(
+                s,
+                caller=owner,
+                institution_id=inst,
+                contract_id=contract,
+                hours=1,
+                given_on=None,
+                idempotency_key=f"u{now.hour}",
+                now=now,
             )
-            dated = record_class(
-                s, caller=owner, institution_id=inst, contract_id=contract, hours=1, given_on=TUESDAY, now=now
+            dated, _ = record_class(
+                s,
+                caller=owner,
+                institution_id=inst,
+                contract_id=contract,
+                hours=1,
+                given_on=TUESDAY,
+                idempotency_key=f"d{now.hour}",
+                now=now,
             )
             assert (undated.given_on, dated.given_on) == (TUESDAY, TUESDAY)
 

@@ -32,7 +32,16 @@ def _refunds(s: Session, inst: UUID) -> list[Payout]:
 def test_an_upheld_dispute_after_a_refund_is_instructed_on_the_first_payout_run(db: sessionmaker[Session]) -> None:
     inst, contract, owner, family = contract_with_money(db, hours=10)  # 1,000.00 yuan for 10 hours
     with db.begin() as s:
-        cls = record_class(s, caller=owner, institution_id=inst, contract_id=contract, hours=2, given_on=None, now=AT)
+        cls, _ = record_class(
+            s,
+            caller=owner,
+            institution_id=inst,
+            contract_id=contract,
+            hours=2,
+            given_on=None,
+            idempotency_key="r",
+            now=AT,
+        )
         dispute_class(
             s, caller=family, institution_id=inst, class_id=cls.id, reason="absent", idempotency_key="d", now=AT
         )
@@ -95,7 +104,16 @@ def _released_and_instructed(db: sessionmaker[Session]) -> tuple[UUID, UUID, UUI
     the contract and the payout."""
     inst, contract, owner, family = contract_with_money(db, hours=10)
     with db.begin() as s:
-        cls = record_class(s, caller=owner, institution_id=inst, contract_id=contract, hours=3, given_on=None, now=AT)
+        cls, _ = record_class(
+            s,
+            caller=owner,
+            institution_id=inst,
+            contract_id=contract,
+            hours=3,
+            given_on=None,
+            idempotency_key="r",
+            now=AT,
+        )
         confirm_class(s, caller=family, institution_id=inst, class_id=cls.id, idempotency_key="c", now=AT)
         payout, _ = request_payout(s, caller=owner, institution_id=inst, idempotency_key="p", now=AT)
         assert payout is not None and payout.amount_fen == 30_000

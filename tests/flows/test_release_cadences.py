@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -123,8 +123,9 @@ def give_class(db: sessionmaker[Session], school_: School, at: datetime, family:
             contract_id=contract_id,
             hours=hours,
             given_on=at.date(),
+            idempotency_key=uuid4().hex,
             now=at,
-        )
+        ).value
     with db.begin() as s:
         confirm_class(
             s,

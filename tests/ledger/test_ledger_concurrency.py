@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.errors import IdempotencyConflict, InsufficientFunds
 from escrow.ledger import engine as ledger
-from escrow.ledger.model import Leg, credit, debit
+from escrow.ledger.model import Leg, NewEntry, credit, debit
 from tests.ledger_helpers import asset, balances, books_problems, key, liability, post
 
 THREADS = 8
@@ -190,22 +190,23 @@ def test_a_replay_returns_the_first_result_and_keys_are_per_caller(
         first = ledger.post_transaction(
             s,
             institution_id=institution,
-            kind="collection",
-            legs=legs,
             idempotency=key("k1", caller="school-a"),
+            entry=NewEntry(kind="collection", legs=legs),
         )
     with db.begin() as s:
         again = ledger.post_transaction(
             s,
             institution_id=institution,
-            kind="collection",
-            legs=legs,
             idempotency=key("k1", caller="school-a"),
+            entry=NewEntry(kind="collection", legs=legs),
         )
         other_caller = ledger.post_transaction(
-            s, institution_id=institution, kind="collection", legs=legs, idempotency=key("k1", caller="bank")
+            s,
+            institution_id=institution,
+            idempotency=key("k1", caller="bank"),
+            entry=NewEntry(kind="collection", legs=legs),
         )
-    assert (again.id, again.replayed, first.replayed) == (first.id, True, False)
-    assert again.postings == first.postings
-    assert other_caller.id != first.id
+    assert (again.value.id, again.replayed, first.replayed) == (first.value.id, True, False)
+    assert again.value.postings == first.value.postings
+    assert other_caller.value.id != first.value.id
     assert balances(db, institution)["custody_cash"] == 500

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.errors import AlreadyReversed, EscrowError, InsufficientFunds, UnbalancedTransaction
 from escrow.ledger import engine
-from escrow.ledger.model import AccountKind, Leg, Side
+from escrow.ledger.model import AccountKind, Leg, NewEntry, Side
 from tests.factories import bare_institution
 from tests.ledger_helpers import balances, books_problems, key
 
@@ -126,10 +126,9 @@ def test_engine_matches_a_plain_model(db: sessionmaker[Session]) -> None:
                 return engine.post_transaction(
                     s,
                     institution_id=self.institution,
-                    kind="step",
-                    legs=[Leg(a, amount) for a, amount in legs],
                     idempotency=key(request_key),
-                ).id
+                    entry=NewEntry(kind="step", legs=[Leg(a, amount) for a, amount in legs]),
+                ).value.id
 
             if expected is not None:
                 self.expect_refusal(expected, do)
@@ -172,11 +171,10 @@ def test_engine_matches_a_plain_model(db: sessionmaker[Session]) -> None:
                 again = engine.post_transaction(
                     s,
                     institution_id=self.institution,
-                    kind="step",
-                    legs=[Leg(a, amount) for a, amount in legs],
                     idempotency=key(request_key),
+                    entry=NewEntry(kind="step", legs=[Leg(a, amount) for a, amount in legs]),
                 )
-            assert (again.id, again.replayed) == (txn, True)
+            assert (again.value.id, again.replayed) == (txn, True)
             assert self.snapshot() == before
 
         @invariant()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.errors import AccountConflict, AlreadyReversed, InsufficientFunds, NotFound, UnbalancedTransaction
 from escrow.ledger import engine
-from escrow.ledger.model import AccountKind, Side, credit, debit
+from escrow.ledger.model import AccountKind, NewEntry, Side, credit, debit
 from escrow.ledger.records import JournalTransaction
 from escrow.rules.money import allocate
 from tests.factories import bare_institution
@@ -61,7 +61,7 @@ def test_a_mistaken_collection_is_reversed_not_erased(db: sessionmaker[Session],
             transaction_id=wrong.id,
             reason="keyed 1234.56 for 123.45",
             idempotency=key(),
-        )
+        ).value
     assert reversal.reverses_id == wrong.id
     assert reversal.reversal_reason == "keyed 1234.56 for 123.45"
     assert sorted(p.amount for p in reversal.postings) == [-123_456, 123_456]
@@ -258,3 +258,28 @@ def test_legs_are_judged_by_their_net_not_their_order(db: sessionmaker[Session],
             credit(prepaid.id, 300),
         )
     assert balances(db, institution) == {"custody_cash": 300, "prepaid:c1": 300, "clearing": 0}
+
+
+def test_a_refused_posting_leaves_its_key_unused_even_when_the_caller_commits(
+    db: sessionmaker[Session], institution: UUID
+) -> None:
+    """The school tries to pay out 300.00 yuan it does not hold, and its caller commits anyway: no key is
+    kept for it, so the same request with the same key goes through once the money is there."""
+    with db.begin() as s:
+        cash = asset(s, institution, "custody_cash")
+        prepaid = liability(s, institution, "prepaid:c1")
+        releasable = liability(s, institution, "releasable")
+    with db.begin() as s, pytest.raises(InsufficientFunds):
+        post(s, institution, "payout", debit(releasable.id, 30_000), credit(cash.id, 30_000), idempotency="pay-1")
+    with db.begin() as s:  # a family pays, and their classes release it all
+        post(s, institution, "collection", debit(cash.id, 30_000), credit(prepaid.id, 30_000))
+        post(s, institution, "class_released", debit(prepaid.id, 30_000), credit(releasable.id, 30_000))
+        paid = engine.post_transaction(
+            s,
+            institution_id=institution,
+            idempotency=key("pay-1"),
+            entry=NewEntry(kind="payout", legs=[debit(releasable.id, 30_000), credit(cash.id, 30_000)]),
+        )
+    assert not paid.replayed
+    assert balances(db, institution) == {"custody_cash": 0, "prepaid:c1": 0, "releasable": 0}
+    assert books_problems(db, institution) == []

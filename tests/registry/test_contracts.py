@@ -127,7 +127,7 @@ def test_collections_are_judged_by_the_contracts_own_policy_version(districts: N
             idempotency_key="k1",
             now=datetime.now(UTC),
         )
-    assert done.collection.amount_fen == 300_000
+    assert done.value.amount_fen == 300_000
 
 
 def test_racing_collections_never_exceed_the_contract_price(districts: None, db: sessionmaker[Session]) -> None:

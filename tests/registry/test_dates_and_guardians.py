@@ -134,8 +134,15 @@ def test_a_back_dated_class_waits_its_full_window_from_when_it_was_recorded(
     inst, contract = contract_with_money(db)
     given = NOW.date() - timedelta(days=NATIONAL_DEFAULTS.max_class_backdate_days)
     with db.begin() as s:
-        row = record_class(
-            s, caller=school(inst), institution_id=inst, contract_id=contract, hours=2, given_on=given, now=NOW
+        row, _ = record_class(
+            s,
+            caller=school(inst),
+            institution_id=inst,
+            contract_id=contract,
+            hours=2,
+            given_on=given,
+            idempotency_key="class",
+            now=NOW,
         )
         class_id = row.id
         assert row.confirm_by == official_calendar(s).add_working_days(
@@ -154,7 +161,14 @@ def test_a_class_dated_further_back_than_the_policy_allows_is_refused(
     given = NOW.date() - timedelta(days=NATIONAL_DEFAULTS.max_class_backdate_days + 1)
     with db.begin() as s, pytest.raises(PolicyViolation) as refused:
         record_class(
-            s, caller=school(inst), institution_id=inst, contract_id=contract, hours=2, given_on=given, now=NOW
+            s,
+            caller=school(inst),
+            institution_id=inst,
+            contract_id=contract,
+            hours=2,
+            given_on=given,
+            idempotency_key="class",
+            now=NOW,
         )
     assert "more than 7 days ago" in refused.value.detail
 

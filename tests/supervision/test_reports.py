@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -125,8 +125,15 @@ def _release(s: Session, inst: UUID, contract: UUID, hours: int, confirmed_at: d
     """A class given the day before, confirmed by the parent at `confirmed_at`: its share is released."""
     given = confirmed_at - timedelta(days=1)
     record = record_class(
-        s, caller=school(inst), institution_id=inst, contract_id=contract, hours=hours, given_on=given.date(), now=given
-    )
+        s,
+        caller=school(inst),
+        institution_id=inst,
+        contract_id=contract,
+        hours=hours,
+        given_on=given.date(),
+        now=given,
+        idempotency_key=uuid4().hex,
+    ).value
     guardian = parent(s, s.get_one(Contract, (inst, contract)).guardian_id)
     confirm_class(
         s,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import count
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import text
@@ -26,7 +26,7 @@ from escrow.flows.refunds import decide_refund, deem_refunds_approved, request_r
 from escrow.ids import new_id
 from escrow.ledger.engine import post_transaction
 from escrow.ledger.idempotency import IdempotencyKey
-from escrow.ledger.model import Leg
+from escrow.ledger.model import Leg, NewEntry
 from escrow.registry.contracts import GuardianDetails, sign_contract
 from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
@@ -170,6 +170,7 @@ def test_money_idle_at_14_and_30_days_without_a_class(db: sessionmaker[Session])
             hours=2,
             given_on=date(2026, 5, 1),
             now=datetime(2026, 5, 1, 12, tzinfo=UTC),
+            idempotency_key=uuid4().hex,
         )
         return at
 
@@ -300,7 +301,8 @@ def test_deemed_confirmations_at_half_of_ten_classes(db: sessionmaker[Session]) 
                     hours=1,
                     given_on=given,
                     now=datetime.combine(given, time(12), UTC),
-                )
+                    idempotency_key=uuid4().hex,
+                ).value
                 if k >= deemed:
                     confirm_class(
                         s,
@@ -357,10 +359,12 @@ def test_reserve_below_three_months_of_collections(db: sessionmaker[Session]) ->
             post_transaction(
                 s,
                 institution_id=at.id,
-                kind="reserve_deposited",
-                legs=[Leg(accounts["reserve_cash"], reserve), Leg(accounts["reserve_deposit"], -reserve)],
                 idempotency=IdempotencyKey("test", f"reserve-{at.id}"),
-                effective_at=NOW - timedelta(days=30),
+                entry=NewEntry(
+                    kind="reserve_deposited",
+                    legs=[Leg(accounts["reserve_cash"], reserve), Leg(accounts["reserve_deposit"], -reserve)],
+                    effective_at=NOW - timedelta(days=30),
+                ),
             )
             return at
 

@@ -57,7 +57,7 @@ def seed_district(session: Session, *, now: datetime | None = None) -> District:
     owner = school(district.institutions["A"])
     contract = district.contracts["A0"]
     given = record_class(session, caller=owner, institution_id=district.institutions["A"], contract_id=contract,
-                         hours=1, given_on=None, now=now)  # fmt: skip
+                         hours=1, given_on=None, idempotency_key="class-A0", now=now).value  # fmt: skip
     guardian = session.get_one(Contract, (district.institutions["A"], contract)).guardian_id
     family = parent(session, guardian)
     dispute_class(session, caller=family, institution_id=district.institutions["A"], class_id=given.id,

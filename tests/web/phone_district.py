@@ -73,8 +73,9 @@ def seed_phone_district(session: Session, *, now: datetime | None = None) -> Pho
                 contract_id=contract_id,
                 hours=2,
                 given_on=local_date(now) - timedelta(days=n),
+                idempotency_key=f"phone-{key}-{n}",
                 now=now,
-            ).id
+            ).value.id
             for n in range(classes)
         ]
     neighbour = Caller(token_id=new_id(), role=Role.PARENT, guardian_phone=NEIGHBOUR)

@@ -44,8 +44,9 @@ from escrow.errors import (
     NotFound,
 )
 from escrow.flows.batches import MAX_ITEMS, BatchKeyReused, BatchRefused, Imported, import_collections
-from escrow.flows.collections import Collected, collect
+from escrow.flows.collections import collect
 from escrow.flows.desk import desk_contracts, recent_collections
+from escrow.ledger.idempotency import Outcome
 from escrow.supervision.exports import CSV_MEDIA_TYPE
 
 router = APIRouter(prefix="/desk/collections", include_in_schema=False, route_class=PageRoute)
@@ -98,7 +99,7 @@ def collect_submit(
         except (Conflict, InvalidRequest, NotFound) as refused:
             errors = _one_refused(refused, _)
         else:
-            return _collected(values["back"], done.collection)
+            return _collected(values["back"], done.value)
     if values["back"] == "contract" and reading["contract_id"] is not None:
         return contract_view(request, session, person, reading["contract_id"], errors=errors, values=values)
     return _page(request, session, person, errors, values, status=422)
@@ -127,7 +128,9 @@ def _read_one(values: dict[str, str], _: Translate, now: datetime) -> tuple[dict
     return errors, reading
 
 
-def _collect(session: Session, person: SignedIn, reading: dict[str, Any], key: str, now: datetime) -> Collected:
+def _collect(
+    session: Session, person: SignedIn, reading: dict[str, Any], key: str, now: datetime
+) -> Outcome[Collection]:
     return collect(
         session,
         caller=person.caller,

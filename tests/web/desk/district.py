@@ -116,7 +116,8 @@ def ask_refund(session: Session, desk: Desk, contract_id: UUID, *, now: datetime
 def confirmed_class(session: Session, desk: Desk, contract_id: UUID, hours: int, *, now: datetime) -> UUID:
     """A class given today and confirmed by the parent: its share becomes releasable."""
     given = record_class(session, caller=school(desk.institution), institution_id=desk.institution,
-                         contract_id=contract_id, hours=hours, given_on=None, now=now)  # fmt: skip
+                         contract_id=contract_id, hours=hours, given_on=None, idempotency_key=f"d-{new_id()}",
+                         now=now).value  # fmt: skip
     confirm_class(session, caller=family_of(session, desk, contract_id), institution_id=desk.institution,
                   class_id=given.id, idempotency_key=f"c-{given.id}", now=now)  # fmt: skip
     return given.id
@@ -125,7 +126,7 @@ def confirmed_class(session: Session, desk: Desk, contract_id: UUID, hours: int,
 def _classes_of(session: Session, desk: Desk, contract_id: UUID, now: datetime) -> None:
     confirmed_class(session, desk, contract_id, 2, now=now)
     record_class(session, caller=school(desk.institution), institution_id=desk.institution, contract_id=contract_id,
-                 hours=2, given_on=None, now=now)  # fmt: skip
+                 hours=2, given_on=None, idempotency_key=f"d-{new_id()}", now=now)  # fmt: skip
 
 
 def _deliver_statements(session: Session, desk: Desk, now: datetime) -> None:
