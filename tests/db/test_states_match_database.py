@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from escrow.ledger.model import AccountKind
+from escrow.rules.families import Author, CodeOutcome, ComplaintCategory, MessageKind, SenderKind
 from escrow.rules.states import (
     AlertState,
     ClassStatus,
+    ComplaintStatus,
     ConfirmedHow,
     ContractStatus,
     InstitutionStatus,
@@ -32,6 +34,12 @@ COLUMNS: list[tuple[str, str, type[StrEnum]]] = [
     ("alert", "state", AlertState),
     ("job_run", "outcome", JobOutcome),
     ("account", "kind", AccountKind),
+    ("complaint", "status", ComplaintStatus),
+    ("complaint", "category", ComplaintCategory),
+    ("complaint_message", "author_role", Author),
+    ("outbox_message", "kind", MessageKind),
+    ("outbox_message", "sent_by", SenderKind),
+    ("sign_in_code", "outcome", CodeOutcome),
 ]
 
 # the CHECKs on this one column alone (a CHECK that also reads other columns says something else)
