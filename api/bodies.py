@@ -163,6 +163,8 @@ async def unused_refusal(request: Request, rule: Rule, body: bytes) -> Response 
     """422 naming each query parameter the route does not read, and a body it does not take."""
     if rule.route is None:  # no route serves it: FastAPI answers 404 or 405
         return None
+    if not rule.route.include_in_schema:  # a page (the desk's): it reads its form and query itself
+        return None
     unused = [
         {"field": f"query.{name}", "message": "this route takes no such parameter"}
         for name in request.query_params

@@ -56,6 +56,7 @@ def check_contract(
     request: Request, session: SessionDep, person: PersonDep, csrf: CsrfDep, now: Now, form: FormDep
 ) -> Response:
     """As the form is filled in: what is wrong so far, field by field, and what the contract would cost."""
+    institution_of(person)
     draft, errors = read_draft(form, translator(request), complete=False)
     terms = _terms(session, person, draft, errors, translator(request), now)
     context = {"person": person, "errors": errors, "fields": FIELDS, "terms": terms, "draft": draft}

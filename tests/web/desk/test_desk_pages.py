@@ -347,3 +347,42 @@ def test_a_complaint_about_the_institution_is_answered_in_its_thread(
     assert sent.status_code == 303
     thread = accountant.get(sent.headers["location"]).text
     assert "已与老师谈话，下周起准时" in thread and _audit(web_engine, desk) > before
+
+
+def _posts(app: Any) -> set[str]:
+    paths, routes = set(), list(app.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            routes.extend(included.routes)
+        elif getattr(route, "path", "").startswith("/desk") and "POST" in getattr(route, "methods", ()):
+            paths.add(route.path)
+    return paths
+
+
+def test_every_desk_form_is_for_institution_staff_only(web_engine: Engine, desk: Desk) -> None:
+    """Nobody signed in is sent to sign in; a regulator, with a good CSRF token, is told 'not found'. Nothing moves."""
+    app = create_app(web_engine)
+    with sessionmaker(web_engine).begin() as s:
+        asked = ask_refund(s, desk, family(s, desk, desk.piano, "白小雨", 5, paid=True, now=datetime.now(UTC)))
+    posts = {
+        p.replace("{request_id}", str(asked))
+        .replace("{answer}", "approve")
+        .replace("{complaint_id}", str(desk.complaint))
+        for p in _posts(app)
+    }
+    assert len(posts) == 8, posts  # check, sign, collect, upload, a class session, answer a refund, payout, reply
+    tables = ("contract", "collection", "class_record", "payout")
+    before = [_count(web_engine, t, desk) for t in tables], _audit(web_engine, desk)
+    with TestClient(app, follow_redirects=False) as nobody:
+        assert {nobody.post(p, data={"key": "k"}).status_code for p in posts} == {303}
+    with TestClient(app, follow_redirects=False) as regulator:
+        reset_sign_in_attempts()
+        sign_in(regulator, PEOPLE["zhang"])
+        token = form_of(regulator.get("/console/account").text)["csrf_token"]
+        body = {"csrf_token": token, "key": "reg", "contract_id": str(desk.contracts["张小华"]), "amount": "1",
+                "bank_reference": "REG-1", "course": str(desk.piano), "day": local_date(datetime.now(UTC)).isoformat(),
+                "hours": "1", "contract": str(desk.contracts["张小华"]), "reason": "x", "body": "x"}  # fmt: skip
+        assert {p: regulator.post(p, data=body).status_code for p in posts} == dict.fromkeys(posts, 404)
+    assert ([_count(web_engine, t, desk) for t in tables], _audit(web_engine, desk)) == before
