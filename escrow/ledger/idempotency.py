@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from escrow.db.pending import forget_since, made
 from escrow.errors import EscrowError, IdempotencyConflict, InvalidRequest
 from escrow.ledger._fused import array
 
@@ -133,7 +134,8 @@ def run_once_each(
     of the replayed ones. What is stored is `remember` of each value, or, when the use case chose its ids
     before performing, `planned` (each request's result if it is new), stored with the key as it is
     claimed. Refused whole (KeysReused) if any key was first used for a different request; a request
-    `perform` refuses leaves its key unused, as if rolled back, even should the caller commit."""
+    `perform` refuses leaves its key unused and its audit notes unwritten, as if rolled back, even should
+    the caller commit."""
     assert (remember is None) != (planned is None), "a result is remembered after, or planned before"
     for key, _ in uses:
         _check_key(key)
@@ -154,10 +156,12 @@ def run_once_each(
         for n, result in zip(replays, recall([_result(earlier[n]) for n in replays]), strict=True):
             done[n] = Outcome(result, True)
     if fresh:
+        notes = made(session)
         try:
             values = perform(fresh)
-        except EscrowError:  # refused: a key naming what was never written must not outlive it
+        except EscrowError:  # refused: a key naming what was never written must not outlive it, nor a note
             _unclaim(session, institution_id, [keys[n] for n in fresh])
+            forget_since(session, notes)
             raise
         if remember is not None:
             _record_outcomes(session, institution_id, [keys[n] for n in fresh], [remember(v) for v in values])

@@ -18,8 +18,10 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from escrow.access.audit import DISTRICT, OPERATOR, note, verify_chains
+from escrow.errors import InvalidRequest
 from escrow.flows.collections import collect
 from escrow.ids import new_id
+from escrow.ledger.idempotency import IdempotencyKey, run_once
 from escrow.registry.contracts import GuardianDetails, sign_contract
 from escrow.registry.courses import create_course
 from escrow.registry.institutions import register_institution
@@ -270,3 +272,31 @@ def test_a_note_with_no_chain_of_its_own_joins_the_district_chain(db: sessionmak
         note(s, OPERATOR, "test.district", institution_id=None, object_type="thing", object_id=marker)
     assert trail(db, DISTRICT)[-1][1:] == ("test.district", marker)
     assert intact(db, DISTRICT)
+
+
+def test_a_refused_step_leaves_its_notes_unwritten_even_if_the_caller_commits(
+    db: sessionmaker[Session], school_books: School
+) -> None:
+    """A collection notes before it posts (so the note goes with the postings); should the posting be
+    refused after that, its notes go with its key, as if rolled back, even if the caller commits."""
+    inst = school_books.institution
+    before = trail(db, inst)
+
+    def refused_after_noting(s: Session) -> str:
+        note(s, OPERATOR, "test.refused", institution_id=inst, object_type="thing", object_id=1)
+        raise InvalidRequest("refused after noting")
+
+    with db.begin() as s:
+        note(s, OPERATOR, "test.before", institution_id=inst, object_type="thing", object_id=1)
+        with pytest.raises(InvalidRequest):
+            run_once(
+                s,
+                institution_id=inst,
+                key=IdempotencyKey("test", "refused-after-noting"),
+                request={"n": 1},
+                perform=lambda: refused_after_noting(s),
+                recall=lambda stored: "",
+                remember=lambda value: {"value": value},
+            )
+    assert [a for _, a, _ in trail(db, inst)[len(before) :]] == ["test.before"]
+    assert intact(db, inst)
