@@ -56,7 +56,7 @@ def test_three_families_in_a_month_against_none_before(db: sessionmaker[Session]
     hits = found(db, "complaint_surge")
     assert surge.id in hits
     assert two_families.id not in hits and two_complaints.id not in hits and older.id not in hits
-    assert hits[surge.id][0].evidence == {"complaints": 3, "families": 3, "baseline": 1}
+    assert hits[surge.id][0].evidence == {"complaints": 3, "families": 3, "days": 30, "baseline": 1}
     assert hits[surge.id][0].severity.value == "yellow"
 
 
