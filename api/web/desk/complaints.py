@@ -66,6 +66,6 @@ def reply_submit(
         )
     except InvalidRequest as refused:
         session.rollback()
-        reason = "too_long" if "long" in str(refused) else "required"
+        reason = str(refused.context.get("reason", "required"))  # the use case names it: empty or too_long
         return _page(request, session, person, complaint_id, {"body": reason}, 422)
     return RedirectResponse(f"/desk/complaints/{complaint_id}?done=answered", 303)
